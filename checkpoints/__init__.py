@@ -1,0 +1,1 @@
+"""The index of named checkpoints: one ``<arch>.<tag>.yaml`` file per checkpoint (see README)."""

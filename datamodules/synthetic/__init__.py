@@ -1,0 +1,69 @@
+"""Synthetic videos in the real datasets' formats: the zoo's built-in default data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from datamodules.synthetic.generator import (
+    MOTIONS,
+    PALETTE,
+    SHAPES,
+    ObjectTrack,
+    SynthConfig,
+    SyntheticVideo,
+    generate_video,
+)
+from datamodules.synthetic.writers import write_alov, write_otb, write_ucf101
+from zoo.errors import DatasetError
+
+WRITERS = {"otb": write_otb, "alov": write_alov, "ucf101": write_ucf101}
+
+
+def generate_videos(num_videos: int, seed: int = 0, cfg: SynthConfig | None = None, action: bool = False):
+    """Videos 0..num_videos-1 of ``seed``. For ``action`` data the target's motion cycles through
+    MOTIONS (balanced classes) and the distractors stand still, so the label is the one motion seen."""
+    for i in range(num_videos):
+        if action:
+            yield generate_video(seed, i, cfg, MOTIONS[i % len(MOTIONS)], distractor_motions=("still",))
+        else:
+            yield generate_video(seed, i, cfg)
+
+
+def synthesize(
+    fmt: str,
+    out: str | os.PathLike,
+    num_videos: int = 20,
+    seed: int = 0,
+    cfg: SynthConfig | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``num_videos`` synthetic videos in format ``fmt`` (otb, alov, ucf101) to ``out``.
+
+    The dataset is written beside ``out`` and moved into place at the end, so ``out`` never holds half
+    a dataset. An existing non-empty ``out`` is an error unless ``overwrite``.
+    """
+    if fmt not in WRITERS:
+        raise DatasetError(f"unknown synthetic format {fmt!r}; choose one of {', '.join(WRITERS)}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DatasetError(f"{out}: folder exists and is not empty (use --overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        videos = generate_videos(num_videos, seed, cfg, action=fmt == "ucf101")
+        WRITERS[fmt](videos, tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+__all__ = [
+    "MOTIONS", "PALETTE", "SHAPES", "ObjectTrack", "SynthConfig", "SyntheticVideo", "WRITERS",
+    "generate_video", "generate_videos", "synthesize",
+]

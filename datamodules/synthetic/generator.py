@@ -1,0 +1,238 @@
+"""A deterministic, seeded generator of short videos with exact per-object annotations.
+
+Each video has a textured background and several textured objects (shapes and colours from a named
+palette, some alike as distractors) that move in distinct ways, occlude each other and may leave the
+frame. For every object the generator knows, per frame, its box (the full extent, clipped to the
+image; ``NaN`` when out of view), its visible mask, its motion class and a sentence describing it.
+Video ``i`` of seed ``s`` is the same whatever the number of videos asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (235, 210, 40),
+    "purple": (150, 60, 190),
+    "orange": (245, 140, 30),
+    "cyan": (40, 200, 210),
+    "white": (240, 240, 240),
+}
+SHAPES = ("circle", "square", "triangle", "diamond")
+MOTIONS = ("linear", "bouncing", "circular", "zigzag", "still", "growing", "shrinking")
+
+
+@dataclass
+class SynthConfig:
+    """Size and content of the generated videos."""
+
+    height: int = 180
+    width: int = 240
+    num_frames: int = 40
+    fps: float = 25.0
+    min_objects: int = 2
+    max_objects: int = 4
+    min_size: int = 10  # half-extent in pixels
+    max_size: int = 26
+
+
+@dataclass
+class ObjectTrack:
+    """One object's ground truth over the video."""
+
+    shape: str
+    colour: str
+    motion: str
+    sentence: str
+    boxes: np.ndarray  # (T, 4) float x, y, w, h in pixels (integers), NaN where out of view
+    masks: np.ndarray  # (T, H, W) bool, the visible pixels
+
+    @property
+    def visible(self) -> np.ndarray:
+        return ~np.isnan(self.boxes[:, 0])
+
+
+@dataclass
+class SyntheticVideo:
+    """Frames and annotations; object 0 is the target (tracking) and its motion the label (action)."""
+
+    name: str
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    objects: list[ObjectTrack]
+    fps: float
+    label: int = field(default=0)
+
+    @property
+    def target(self) -> ObjectTrack:
+        return self.objects[0]
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Smooth random texture in [0, 1], (h, w)."""
+    small = rng.random((cells, cells)).astype(np.float32)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    base = rng.uniform(60, 150, size=3)
+    tint = rng.uniform(-40, 40, size=3)
+    tex = _texture(rng, h, w, int(rng.integers(4, 12)))[..., None]
+    grain = rng.normal(0, 6, size=(h, w, 1))
+    return np.clip(base + tint * (2 * tex - 1) + grain, 0, 255).astype(np.float32)
+
+
+def _shape_mask(shape: str, cx: int, cy: int, r: int, h: int, w: int) -> np.ndarray:
+    """Mask of a shape that fills its box [cx - r, cx + r] x [cy - r, cy + r] (all four sides touched)."""
+    ys, xs = np.ogrid[:h, :w]
+    dx, dy = xs - cx, ys - cy
+    if shape == "circle":
+        return dx * dx + dy * dy <= r * r + r  # +r: the four extreme pixels are inside
+    if shape == "square":
+        return (np.abs(dx) <= r) & (np.abs(dy) <= r)
+    if shape == "diamond":
+        return np.abs(dx) + np.abs(dy) <= r
+    if shape == "triangle":  # apex at the top, base at the bottom
+        return (dy >= -r) & (dy <= r) & (2 * np.abs(dx) <= dy + r)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+class _Motion:
+    """Centre and half-size of an object at frame t."""
+
+    def __init__(self, kind: str, rng: np.random.Generator, cfg: SynthConfig, r: int, keep_inside: bool):
+        self.kind, self.r, self.cfg = kind, r, cfg
+        h, w, T = cfg.height, cfg.width, cfg.num_frames
+        margin = r + 2 if keep_inside else 0
+        self.x0 = rng.uniform(margin or r, w - (margin or r))
+        self.y0 = rng.uniform(margin or r, h - (margin or r))
+        angle = rng.uniform(0, 2 * np.pi)
+        speed = rng.uniform(1.5, 3.5)
+        if kind == "linear" and keep_inside:  # cross the frame without leaving it
+            speed = min(speed, 0.8 * min(w, h) / 2 / T)
+            self.x0, self.y0 = w / 2 - np.cos(angle) * speed * T / 2, h / 2 - np.sin(angle) * speed * T / 2
+        self.vx, self.vy = np.cos(angle) * speed, np.sin(angle) * speed
+        self.radius = rng.uniform(0.15, 0.3) * min(h, w)
+        self.omega = rng.choice([-1, 1]) * rng.uniform(0.1, 0.2)
+        self.phase = rng.uniform(0, 2 * np.pi)
+        if kind == "circular":
+            self.radius = min(self.radius, min(h, w) / 2 - r - 2)
+            self.x0, self.y0 = w / 2 + rng.uniform(-0.1, 0.1) * w, h / 2 + rng.uniform(-0.1, 0.1) * h
+        self.zig_period = int(rng.integers(6, 12))
+
+    def __call__(self, t: int) -> tuple[float, float, float]:
+        cfg, r = self.cfg, self.r
+        if self.kind == "linear":
+            return self.x0 + self.vx * t, self.y0 + self.vy * t, r
+        if self.kind == "bouncing":
+            return (_reflect(self.x0 + self.vx * t, r, cfg.width - 1 - r),
+                    _reflect(self.y0 + self.vy * t, r, cfg.height - 1 - r), r)
+        if self.kind == "circular":
+            a = self.phase + self.omega * t
+            return self.x0 + self.radius * np.cos(a), self.y0 + self.radius * np.sin(a), r
+        if self.kind == "zigzag":
+            sign = np.sign(self.vx) or 1.0
+            leg = (t // self.zig_period) % 2
+            phase_t = t % self.zig_period
+            dy = (phase_t if leg == 0 else self.zig_period - phase_t) * 2.5 - self.zig_period * 1.25
+            x = _reflect(self.x0 + sign * 2.0 * t, r, cfg.width - 1 - r)
+            return x, np.clip(self.y0 + dy, r, cfg.height - 1 - r), r
+        if self.kind == "still":
+            return self.x0, self.y0, r
+        if self.kind in ("growing", "shrinking"):
+            f = t / max(cfg.num_frames - 1, 1)
+            scale = 0.5 + f if self.kind == "growing" else 1.5 - f
+            return self.x0, self.y0, r * scale
+        raise ValueError(f"unknown motion {self.kind!r}")
+
+
+def _reflect(x: float, lo: float, hi: float) -> float:
+    """Bounce ``x`` between ``lo`` and ``hi``."""
+    span = hi - lo
+    if span <= 0:
+        return lo
+    u = (x - lo) % (2 * span)
+    return lo + (u if u <= span else 2 * span - u)
+
+
+def describe(size: str, colour: str, shape: str, motion: str, vx: float, vy: float) -> str:
+    """The sentence for an object, e.g. 'the small red circle moving left'."""
+    if motion == "linear":
+        what = ("moving right" if vx > 0 else "moving left") if abs(vx) >= abs(vy) else (
+            "moving down" if vy > 0 else "moving up")
+    else:
+        what = {
+            "bouncing": "bouncing around",
+            "circular": "moving in a circle",
+            "zigzag": "zig-zagging " + ("to the right" if vx >= 0 else "to the left"),
+            "still": "standing still",
+            "growing": "growing",
+            "shrinking": "shrinking",
+        }[motion]
+    return f"the {size} {colour} {shape} {what}"
+
+
+def generate_video(
+    seed: int,
+    index: int,
+    cfg: SynthConfig | None = None,
+    target_motion: str | None = None,
+    distractor_motions: tuple[str, ...] = MOTIONS,
+) -> SyntheticVideo:
+    """Video ``index`` of ``seed``; ``target_motion`` fixes the motion (and label) of object 0, and
+    ``distractor_motions`` the motions the other objects draw from (``("still",)`` for action labels
+    that only the target's motion explains)."""
+    cfg = cfg or SynthConfig()
+    rng = np.random.default_rng([seed, index])
+    h, w, T = cfg.height, cfg.width, cfg.num_frames
+    n_obj = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
+    motion0 = target_motion or MOTIONS[int(rng.integers(len(MOTIONS)))]
+    specs = []
+    for k in range(n_obj):
+        if k > 0 and rng.random() < 0.35:  # a distractor alike the target
+            shape, colour = specs[0][0], specs[0][1]
+        else:
+            shape = SHAPES[int(rng.integers(len(SHAPES)))]
+            colour = list(PALETTE)[int(rng.integers(len(PALETTE)))]
+        motion = motion0 if k == 0 else distractor_motions[int(rng.integers(len(distractor_motions)))]
+        r = int(rng.integers(cfg.min_size, cfg.max_size + 1))
+        specs.append((shape, colour, motion, r))
+    # object 0 stays in view; others may leave the frame. Depth order is random (occlusions).
+    motions = [_Motion(m, rng, cfg, r, keep_inside=(k == 0)) for k, (_, _, m, r) in enumerate(specs)]
+    depth = rng.permutation(n_obj)  # drawn back to front
+    textures = [_texture(rng, h, w, int(rng.integers(8, 20))) for _ in range(n_obj)]
+    background = _background(rng, h, w)
+
+    frames = np.empty((T, h, w, 3), np.uint8)
+    boxes = np.full((n_obj, T, 4), np.nan)
+    masks = np.zeros((n_obj, T, h, w), bool)
+    for t in range(T):
+        canvas = background.copy()
+        for k in depth:
+            shape, colour, _, _ = specs[k]
+            cx, cy, rr = motions[k](t)
+            cx, cy, rr = int(round(cx)), int(round(cy)), max(int(round(rr)), 2)
+            full = _shape_mask(shape, cx, cy, rr, h, w)
+            if not full.any():
+                continue
+            x1, y1 = max(cx - rr, 0), max(cy - rr, 0)
+            x2, y2 = min(cx + rr, w - 1), min(cy + rr, h - 1)
+            boxes[k, t] = (x1, y1, x2 - x1 + 1, y2 - y1 + 1)
+            shade = 0.75 + 0.5 * textures[k][full][:, None]
+            canvas[full] = np.clip(np.array(PALETTE[colour], np.float32) * shade, 0, 255)
+            masks[:, t][:, full] = False  # what is in front hides what is behind
+            masks[k, t] = full
+        frames[t] = canvas.astype(np.uint8)
+
+    sizes = [r for *_, r in specs]
+    objects = []
+    for k, (shape, colour, motion, r) in enumerate(specs):
+        size = "small" if r <= np.median(sizes) else "large"
+        sentence = describe(size, colour, shape, motion, motions[k].vx, motions[k].vy)
+        objects.append(ObjectTrack(shape, colour, motion, sentence, boxes[k], masks[k]))
+    return SyntheticVideo(f"synth{seed:03d}_{index:05d}", frames, objects, cfg.fps, MOTIONS.index(motion0))

@@ -1,0 +1,125 @@
+"""Writers that put synthetic videos on disk in the real datasets' layouts.
+
+One loader then reads real and synthetic data alike: OTB (``<Seq>/img/%04d.jpg`` +
+``groundtruth_rect.txt``), ALOV300++ (``imagedata++/<category>/<video>/%08d.jpg`` + ``.ann`` every 5th
+frame) and UCF101 (``<Class>/v_<Class>_gXX_cYY.avi`` + ``ucfTrainTestlist/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from datamodules.alov import ANN_DIR, FRAMES_DIR, write_ann
+from datamodules.otb import write_boxes
+from datamodules.synthetic.generator import MOTIONS, SyntheticVideo
+from datamodules.ucf101 import SPLIT_DIR
+
+UCF_CLASSES = ("Linear", "Bouncing", "Circular", "ZigZag", "Still", "Growing", "Shrinking")
+ALOV_ANNOTATION_STEP = 5
+UCF_GROUPS = 25
+JPEG_QUALITY = 95
+
+
+def _write_jpegs(folder: Path, frames: np.ndarray, pattern: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames, 1):
+        cv2.imwrite(str(folder / (pattern % t)), frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+
+
+def write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
+    """MPEG-4 Part 2 in AVI with the XVID tag, as UCF101 ships its videos."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="avi") as container:
+        stream = container.add_stream("mpeg4", rate=int(round(fps)))
+        stream.codec_tag = "XVID"
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"qscale": "2"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def otb_name(video: SyntheticVideo, index: int) -> str:
+    return f"Synth{index:04d}"
+
+
+def write_otb(videos: Iterable[SyntheticVideo], out: Path) -> list[str]:
+    """One sequence per video; the target is object 0. Returns the sequence names."""
+    names = []
+    for i, video in enumerate(videos):
+        seq = out / otb_name(video, i)
+        _write_jpegs(seq / "img", video.frames, "%04d.jpg")
+        write_boxes(seq / "groundtruth_rect.txt", video.target.boxes)
+        names.append(seq.name)
+    return names
+
+
+def alov_category(video: SyntheticVideo) -> str:
+    return f"{video.label + 1:02d}-{UCF_CLASSES[video.label]}"
+
+
+def write_alov(videos: Iterable[SyntheticVideo], out: Path) -> list[str]:
+    """Videos grouped by the target's motion as category; boxes of every 5th frame where visible."""
+    counts: dict[str, int] = {}
+    names = []
+    for video in videos:
+        category = alov_category(video)
+        counts[category] = counts.get(category, 0) + 1
+        name = f"{category}_video{counts[category]:05d}"
+        _write_jpegs(out / FRAMES_DIR / category / name, video.frames, "%08d.jpg")
+        boxes = video.target.boxes
+        annotated = {t + 1: boxes[t] for t in range(0, len(boxes), ALOV_ANNOTATION_STEP) if not np.isnan(boxes[t, 0])}
+        (out / ANN_DIR / category).mkdir(parents=True, exist_ok=True)
+        write_ann(out / ANN_DIR / category / f"{name}.ann", annotated)
+        names.append(f"{category}/{name}")
+    return names
+
+
+def ucf_group(j: int, n: int) -> int:
+    """Group (1..25) of the j-th of n videos of a class, spread over all groups as in UCF101."""
+    return 1 + (j * UCF_GROUPS) // max(n, 1)
+
+
+def ucf_test_groups(split: int) -> range:
+    """Groups held out by official split 1, 2, 3: 1-7, 8-14, 15-21."""
+    return range(7 * (split - 1) + 1, 7 * split + 1)
+
+
+def write_ucf101(videos: Iterable[SyntheticVideo], out: Path) -> list[tuple[str, int]]:
+    """Videos labelled by the target's motion, with ``ucfTrainTestlist`` for the three splits (CRLF)."""
+    videos = list(videos)
+    per_class: dict[int, list[SyntheticVideo]] = {}
+    for video in videos:
+        per_class.setdefault(video.label, []).append(video)
+    entries: list[tuple[str, int, int]] = []  # (relpath, label, group)
+    for label, members in sorted(per_class.items()):
+        cls = UCF_CLASSES[label]
+        clips: dict[int, int] = {}
+        for j, video in enumerate(members):
+            group = ucf_group(j, len(members))
+            clips[group] = clips.get(group, 0) + 1
+            rel = f"{cls}/v_{cls}_g{group:02d}_c{clips[group]:02d}.avi"
+            write_avi(out / rel, video.frames, video.fps)
+            entries.append((rel, label, group))
+    lists = out / SPLIT_DIR
+    lists.mkdir(parents=True, exist_ok=True)
+    crlf = "\r\n"
+    (lists / "classInd.txt").write_bytes(
+        crlf.join(f"{i + 1} {c}" for i, c in enumerate(UCF_CLASSES[: len(MOTIONS)])).encode() + b"\r\n"
+    )
+    for split in (1, 2, 3):
+        test = ucf_test_groups(split)
+        train_lines = [f"{rel} {label + 1}" for rel, label, g in entries if g not in test]
+        test_lines = [rel for rel, _, g in entries if g in test]
+        (lists / f"trainlist{split:02d}.txt").write_bytes((crlf.join(train_lines) + crlf).encode())
+        (lists / f"testlist{split:02d}.txt").write_bytes((crlf.join(test_lines) + crlf).encode())
+    return [(rel, label) for rel, label, _ in entries]

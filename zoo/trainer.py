@@ -1,0 +1,114 @@
+"""The one Trainer factory of the zoo.
+
+``trainer_config(**kwargs)`` fills in what every method shares: accelerator and devices chosen
+automatically; DDP when there is more than one device (multi-node through Lightning's own detection of
+torchrun and SLURM); precision ``bf16-mixed`` on GPUs that support it, ``16-mixed`` on older GPUs,
+``32-true`` on CPU; a CSV logger always, TensorBoard and wandb on request (wandb offline unless
+``WANDB_MODE`` says otherwise); ``ModelCheckpoint`` keeping ``last.ckpt``; learning-rate monitor;
+samples/s. Anything passed explicitly wins. ``build_trainer`` returns the Trainer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ThroughputMonitor
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from callbacks import samples_per_second
+
+LOGGERS = ("csv", "tensorboard", "wandb")
+
+
+def default_precision(accelerator: str = "auto") -> str:
+    """bf16-mixed on GPUs with bf16, 16-mixed on older GPUs, 32-true on CPU."""
+    use_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    if not use_gpu:
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def parse_loggers(spec: str | Sequence[str] | None) -> list[str]:
+    """``"tensorboard,wandb"`` -> ``["csv", "tensorboard", "wandb"]``: CSV is always on."""
+    names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec or [])
+    unknown = [n for n in names if n and n not in LOGGERS]
+    if unknown:
+        raise ValueError(f"unknown logger {unknown[0]!r}; choose from {', '.join(LOGGERS)}")
+    return ["csv"] + [n for n in LOGGERS[1:] if n in names]
+
+
+def build_loggers(names: Sequence[str], save_dir: str, run_name: str, version: str | int | None = None) -> list[Logger]:
+    """Loggers sharing one run folder ``save_dir/run_name/version_N``."""
+    loggers: list[Logger] = [CSVLogger(save_dir, name=run_name, version=version)]
+    version = loggers[0].version
+    if "tensorboard" in names:
+        loggers.append(TensorBoardLogger(save_dir, name=run_name, version=version, default_hp_metric=False))
+    if "wandb" in names:
+        from pytorch_lightning.loggers import WandbLogger
+
+        offline = os.environ.get("WANDB_MODE", "offline") in ("offline", "disabled")
+        loggers.append(WandbLogger(name=f"{run_name}-{version}", save_dir=save_dir, offline=offline))
+    return loggers
+
+
+def default_callbacks(existing: Sequence[Callback], with_logger: bool) -> list[Callback]:
+    """The shared callbacks that ``existing`` does not already provide."""
+    added: list[Callback] = []
+    if not any(isinstance(c, ModelCheckpoint) for c in existing):
+        added.append(ModelCheckpoint(save_last=True))
+    if with_logger and not any(isinstance(c, LearningRateMonitor) for c in existing):
+        added.append(LearningRateMonitor(logging_interval="step"))
+    if with_logger and not any(isinstance(c, ThroughputMonitor) for c in existing):
+        added.append(samples_per_second())
+    return added
+
+
+def trainer_config(
+    *,
+    loggers: str | Sequence[str] | None = "tensorboard",
+    run_name: str = "zoo",
+    root_dir: str = "runs",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Trainer arguments with the zoo's defaults filled in where ``kwargs`` leaves them unset (None)."""
+    cfg = dict(kwargs)
+    accelerator = cfg.get("accelerator") or "auto"
+    cfg["accelerator"] = accelerator
+    cfg["devices"] = cfg.get("devices") or "auto"
+    strategy = cfg.get("strategy") or "auto"
+    if strategy == "auto" and _device_count(accelerator, cfg["devices"]) * int(cfg.get("num_nodes") or 1) > 1:
+        strategy = "ddp"
+    cfg["strategy"] = strategy
+    if cfg.get("precision") is None:
+        cfg["precision"] = default_precision(accelerator)
+    if cfg.get("default_root_dir") is None:
+        cfg["default_root_dir"] = root_dir
+    if cfg.get("logger") is None or cfg.get("logger") is True:
+        cfg["logger"] = build_loggers(parse_loggers(loggers), cfg["default_root_dir"], run_name)
+    callbacks = list(cfg.get("callbacks") or [])
+    with_logger = cfg["logger"] not in (False, [], None)
+    cfg["callbacks"] = callbacks + default_callbacks(callbacks, with_logger)
+    return cfg
+
+
+def _device_count(accelerator: str, devices: Any) -> int:
+    if isinstance(devices, int):
+        return devices if devices > 0 else max(torch.cuda.device_count(), 1)
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        return _device_count(accelerator, int(devices))
+    if isinstance(devices, str) and "," in devices:
+        return len([d for d in devices.split(",") if d.strip()])
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 1
+
+
+def build_trainer(**kwargs: Any) -> pl.Trainer:
+    """A Trainer with the zoo's defaults; see ``trainer_config`` for the arguments it adds."""
+    return pl.Trainer(**trainer_config(**kwargs))
