@@ -20,9 +20,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 demo: $(STAMP)
-	$(BIN)/zoo synth --format otb --out $(DEMO_DIR)/otb --videos 8 --seed 0
-	$(BIN)/zoo synth --format alov --out $(DEMO_DIR)/alov --videos 14 --seed 0
-	$(BIN)/zoo synth --format ucf101 --out $(DEMO_DIR)/ucf101 --videos 140 --seed 0
+	$(BIN)/zoo synth --format otb --out $(DEMO_DIR)/otb --videos 8 --seed 0 --overwrite
+	$(BIN)/zoo synth --format alov --out $(DEMO_DIR)/alov --videos 14 --seed 0 --overwrite
+	$(BIN)/zoo synth --format ucf101 --out $(DEMO_DIR)/ucf101 --videos 140 --seed 0 --overwrite
 	$(BIN)/zoo list
 	$(BIN)/zoo fit --config configs/demo_clip_tiny.yaml --data.init_args.root $(DEMO_DIR)/ucf101
 

@@ -55,10 +55,10 @@ def build_loggers(names: Sequence[str], save_dir: str, run_name: str, version: s
     return loggers
 
 
-def default_callbacks(existing: Sequence[Callback], with_logger: bool) -> list[Callback]:
+def default_callbacks(existing: Sequence[Callback], with_logger: bool, checkpointing: bool = True) -> list[Callback]:
     """The shared callbacks that ``existing`` does not already provide."""
     added: list[Callback] = []
-    if not any(isinstance(c, ModelCheckpoint) for c in existing):
+    if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in existing):
         added.append(ModelCheckpoint(save_last=True))
     if with_logger and not any(isinstance(c, LearningRateMonitor) for c in existing):
         added.append(LearningRateMonitor(logging_interval="step"))
@@ -91,7 +91,8 @@ def trainer_config(
         cfg["logger"] = build_loggers(parse_loggers(loggers), cfg["default_root_dir"], run_name)
     callbacks = list(cfg.get("callbacks") or [])
     with_logger = cfg["logger"] not in (False, [], None)
-    cfg["callbacks"] = callbacks + default_callbacks(callbacks, with_logger)
+    checkpointing = cfg.get("enable_checkpointing") is not False
+    cfg["callbacks"] = callbacks + default_callbacks(callbacks, with_logger, checkpointing)
     return cfg
 
 
