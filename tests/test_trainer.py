@@ -185,3 +185,23 @@ def test_tiny_model_learns_motion_classes(synth_ucf101, tmp_path):
     trained = trainer.test(model, dm, verbose=False)[0]["test/acc"]
     print(f"test accuracy untrained {untrained:.3f}, trained {trained:.3f}")
     assert trained > 2 / 7 and trained > untrained + 0.1, (untrained, trained)
+
+
+def test_cli_corrupt_video_in_worker_is_one_line_or_skipped(synth_ucf101, tmp_path):
+    import shutil
+
+    data = tmp_path / "ucf101"
+    shutil.copytree(synth_ucf101, data)
+    rel = (data / "ucfTrainTestlist" / "testlist01.txt").read_text().splitlines()[0].strip()
+    video = data / rel
+    video.write_bytes(video.read_bytes()[:3000])
+    common = ["validate", "--config", str(ROOT / "configs" / "demo_clip_tiny.yaml"), f"--data.init_args.root={data}",
+              "--data.init_args.num_workers=2", "--data.init_args.size=[32,40]",
+              f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
+    strict = _zoo(*common)
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    expected = f"zoo: error: {video}: cannot open video (Error reading {video}...)"
+    assert strict.stderr.strip().splitlines()[-1] == expected
+    lenient = _zoo(*common, "--data.init_args.on_error=skip")
+    assert lenient.returncode == 0, lenient.stderr[-2000:]
+    assert f"skipping sample 0 (1 skipped so far): {video}" in lenient.stderr
