@@ -1,30 +1,68 @@
-"""OTB on-disk format: ``<root>/<Seq>/img/%04d.jpg`` + ``groundtruth_rect.txt`` (x, y, w, h per line).
+"""OTB (Wu, Lim, Yang, CVPR 2013; TPAMI 2015): the on-disk format, the toolkit's sequence table, and a
+datamodule of whole sequences for benchmarking trackers.
 
-The toolkit's files separate values by commas, tabs or spaces (mixed within one dataset). Boxes are
-kept as written (top-left corner and size in pixels), as got10k-toolkit and pysot do.
+Layout: ``<root>/<Seq>/img/%04d.jpg`` + ``groundtruth_rect.txt`` (``groundtruth_rect.1.txt`` / ``.2.txt``
+for the two targets of Jogging and Skating2, ``.2.txt`` for Human4). Values are separated by commas, tabs
+or spaces (mixed within the dataset). Boxes are kept as written (top-left corner and size in pixels).
+The toolkit's own ``anno/`` folder (``anno/jogging-1.txt``, ``anno/Board.txt``...) also serves as ground
+truth, so result files can be scored without the images.
+
+The sequence table (``otb_sequences.csv``, written from the toolkit's ``configSeqs``, ``anno/att`` and
+``initOmit``) holds each sequence's folder, frame range (David 300-770, BlurCar1 247-988, BlurCar3 3-359,
+BlurCar4 18-397, Football1 / Freeman3 / Freeman4 / Diving cut short), digits (Board: 5), subsets
+(otb2013: 51, otb100: 100, tb50: 50), the 11 attributes, the frames a tracker skips before its first
+frame (Tiger1: 5, so OTB results hold 349 rows) and the fully occluded ranges of OTB-2013's initOmit.
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
+import logging
 import os
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
+from datamodules.base import ZooDataModule
 from datamodules.video import FrameFolderReader
 from zoo.errors import DatasetError, parse_error
 
+log = logging.getLogger(__name__)
+
 _SPLIT = re.compile(r"[,\s]+")
+ATTRIBUTES = ("IV", "OPR", "SV", "OCC", "DEF", "MB", "FM", "IPR", "OV", "BC", "LR")
+ATTRIBUTE_NAMES = {
+    "IV": "illumination variation",
+    "OPR": "out-of-plane rotation",
+    "SV": "scale variation",
+    "OCC": "occlusion",
+    "DEF": "deformation",
+    "MB": "motion blur",
+    "FM": "fast motion",
+    "IPR": "in-plane rotation",
+    "OV": "out of view",
+    "BC": "background clutters",
+    "LR": "low resolution",
+}
+SUBSETS = ("otb2013", "otb100", "tb50")
 
 
-def read_boxes(path: str | os.PathLike) -> np.ndarray:
-    """(N, 4) float boxes from an OTB ground-truth or result file; a bad line names ``file:line``."""
+def read_boxes(path: str | os.PathLike, with_lines: bool = False) -> Any:
+    """(N, 4) float boxes from an OTB ground-truth or result file; a bad line names ``file:line``.
+
+    With ``with_lines`` also the line number of each row (blank lines are skipped).
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: box file not found")
-    rows = []
+    rows, numbers = [], []
     for line_no, line in enumerate(path.read_text().splitlines(), 1):
         text = line.strip()
         if not text:
@@ -36,7 +74,9 @@ def read_boxes(path: str | os.PathLike) -> np.ndarray:
             rows.append([float(f) for f in fields])
         except ValueError:
             raise parse_error(path, line_no, f"not a number in {text[:60]!r}") from None
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+        numbers.append(line_no)
+    boxes = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    return (boxes, numbers) if with_lines else boxes
 
 
 def write_boxes(path: str | os.PathLike, boxes: np.ndarray, delimiter: str = ",") -> None:
@@ -44,7 +84,7 @@ def write_boxes(path: str | os.PathLike, boxes: np.ndarray, delimiter: str = ","
     lines = []
     for box in np.asarray(boxes, dtype=np.float64):
         box = np.nan_to_num(box, nan=0.0)
-        lines.append(delimiter.join(str(int(v)) if float(v).is_integer() else f"{v:.2f}" for v in box))
+        lines.append(delimiter.join(str(int(v)) if float(v).is_integer() else f"{v:.3f}" for v in box))
     Path(path).write_text("\n".join(lines) + "\n")
 
 
@@ -80,3 +120,214 @@ def list_sequences(root: str | os.PathLike) -> list[str]:
     if not root.is_dir():
         raise DatasetError(f"{root}: OTB root folder not found (expected <root>/<Seq>/img/0001.jpg)")
     return sorted(p.name for p in root.iterdir() if (p / "img").is_dir())
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """One row of the toolkit's sequence table."""
+
+    name: str
+    folder: str
+    gt_file: str
+    anno_name: str
+    start: int
+    end: int
+    digits: int
+    ext: str
+    init_omit_frames: int
+    subsets: tuple[str, ...]
+    attributes: tuple[str, ...]
+    occluded_frames: tuple[tuple[int, int], ...]
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+    def frame_paths(self, root: str | os.PathLike) -> list[Path]:
+        img = Path(root) / self.folder / "img"
+        return [img / f"{i:0{self.digits}d}.{self.ext}" for i in range(self.start, self.end + 1)]
+
+
+def short_list(names: list[str], most: int = 8) -> str:
+    """``a, b, c and 12 more``."""
+    head = ", ".join(names[:most])
+    return head + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def normalize_name(name: str) -> str:
+    """``Jogging_1``, ``jogging.1``, ``Jogging-1`` -> ``jogging-1`` (result files use all of these)."""
+    return re.sub(r"[_.]", "-", name.strip().lower())
+
+
+@cache
+def sequence_table() -> dict[str, SequenceInfo]:
+    """The built-in table, by sequence name."""
+    table = {}
+    with open(Path(__file__).with_name("otb_sequences.csv"), newline="") as f:
+        for row in csv.DictReader(f):
+            omitted = tuple(tuple(int(v) for v in r.split("-")) for r in row["occluded_frames"].split(";") if r)
+            table[row["name"]] = SequenceInfo(
+                name=row["name"],
+                folder=row["folder"],
+                gt_file=row["gt_file"],
+                anno_name=row["anno_name"],
+                start=int(row["start"]),
+                end=int(row["end"]),
+                digits=int(row["digits"]),
+                ext=row["ext"],
+                init_omit_frames=int(row["init_omit_frames"]),
+                subsets=tuple(row["subsets"].split()),
+                attributes=tuple(row["attributes"].split()),
+                occluded_frames=omitted,
+            )
+    return table
+
+
+def _aliases(info: SequenceInfo) -> set[str]:
+    names = {normalize_name(info.name), normalize_name(info.anno_name)}
+    if info.gt_file == "groundtruth_rect.2.txt" and info.folder == "Human4":
+        names.add(normalize_name(info.folder))  # the only target of Human4
+    return names
+
+
+def lookup(name: str) -> SequenceInfo:
+    """The table entry for a sequence name in any of its spellings; unknown names get suggestions."""
+    key = normalize_name(name)
+    for info in sequence_table().values():
+        if key in _aliases(info):
+            return info
+    close = difflib.get_close_matches(name, list(sequence_table()), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise DatasetError(f"unknown OTB sequence {name!r}{hint}")
+
+
+def sequences(subset: str = "otb100") -> list[SequenceInfo]:
+    """The sequences of ``otb2013`` (51), ``otb100`` (100) or ``tb50`` (50), in table order."""
+    subset = subset.lower().replace("-", "")
+    aliases = {"otb2015": "otb100", "tb100": "otb100", "otb13": "otb2013", "otb15": "otb100"}
+    subset = aliases.get(subset, subset)
+    if subset not in SUBSETS:
+        raise DatasetError(f"unknown OTB subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+    return [s for s in sequence_table().values() if subset in s.subsets]
+
+
+def find_file(folder: str | os.PathLike, info: SequenceInfo, suffix: str = ".txt") -> Path | None:
+    """The file for ``info`` in ``folder`` under any spelling of its name (``jogging_1.txt``...)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    wanted = _aliases(info)
+    for path in sorted(folder.iterdir()):
+        if path.suffix == suffix and normalize_name(path.stem) in wanted:
+            return path
+    return None
+
+
+def load_ground_truth(
+    info: SequenceInfo, root: str | os.PathLike | None = None, anno_dir: str | os.PathLike | None = None
+) -> np.ndarray:
+    """Ground truth of one sequence from the dataset (``<root>/<folder>/<gt_file>``) or the toolkit's
+    ``anno/`` folder; one row per frame of the table's range."""
+    if anno_dir is not None:
+        path = find_file(anno_dir, info)
+        if path is None:
+            raise DatasetError(f"{anno_dir}: no annotation file for {info.name} (expected {info.anno_name}.txt)")
+    elif root is not None:
+        path = Path(root) / info.folder / info.gt_file
+    else:
+        raise ValueError("give the dataset root or the toolkit's anno folder")
+    boxes = read_boxes(path)
+    if len(boxes) != len(info):
+        raise DatasetError(f"{path}: {len(boxes)} boxes, the table has {len(info)} frames for {info.name}")
+    return boxes
+
+
+def present_sequences(
+    root: str | os.PathLike, subset: str = "otb100", allow_missing: bool = False
+) -> list[SequenceInfo]:
+    """The subset's sequences found under ``root``; missing ones are an error listing them, or with
+    ``allow_missing`` a warning and the subset that is present."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: OTB root folder not found (expected <root>/<Seq>/img/0001.jpg)")
+    infos = sequences(subset)
+    missing = [s.name for s in infos if not (root / s.folder / s.gt_file).is_file()]
+    if missing and not allow_missing:
+        raise DatasetError(f"{root}: {len(missing)} of {len(infos)} {subset} sequences missing: {', '.join(missing)}")
+    if missing:
+        log.warning(
+            "%s: using the %d present %s sequences; missing: %s",
+            root,
+            len(infos) - len(missing),
+            subset,
+            short_list(missing),
+        )
+    return [s for s in infos if s.name not in missing]
+
+
+class OTBSequences(Dataset):
+    """Whole sequences: ``{"name", "frames" (paths), "boxes" (T, 4), "init_omit"}``, one item each."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        subset: str = "otb100",
+        allow_missing: bool = False,
+        names: list[str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        infos = present_sequences(self.root, subset, allow_missing)
+        if names is not None:
+            keep = {lookup(n).name for n in names}
+            infos = [s for s in infos if s.name in keep]
+        self.infos = infos
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        info = self.infos[index]
+        frames = info.frame_paths(self.root)
+        if not frames[0].is_file():
+            raise DatasetError(f"{frames[0]}: first frame of {info.name} not found")
+        return {
+            "name": info.name,
+            "frames": [str(p) for p in frames],
+            "boxes": torch.from_numpy(load_ground_truth(info, root=self.root)),
+            "init_omit": info.init_omit_frames,
+        }
+
+
+def collate_sequences(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sequences differ in length: a batch is a plain list."""
+    return items
+
+
+class OTBDataModule(ZooDataModule):
+    """OTB sequences for the test loop; ``batch_size`` sequences advance in lockstep."""
+
+    def __init__(
+        self,
+        root: str,
+        subset: str = "otb100",
+        allow_missing: bool = False,
+        names: list[str] | None = None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers)
+        self.save_hyperparameters()
+        self.root, self.subset, self.allow_missing, self.names = root, subset, allow_missing, names
+
+    def setup(self, stage: str | None = None) -> None:
+        self.test_set = OTBSequences(self.root, self.subset, self.allow_missing, self.names)
+
+    def test_dataloader(self):  # noqa: ANN201
+        from torch.utils.data import DataLoader
+
+        return DataLoader(
+            self.test_set,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_sequences,
+        )

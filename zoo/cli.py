@@ -27,6 +27,10 @@ models and data:
   info       one model or checkpoint:             zoo info NAME
   synth      synthetic videos in a real format:   zoo synth --format otb|alov|ucf101 --out DIR
 
+benchmarks:
+  benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
+             score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
+
 environment: ZOO_HOME (checkpoint cache, default ~/.cache/zoo), ZOO_OFFLINE=1 (never download),
 ZOO_INDEX_PATH (more checkpoint index folders), WANDB_MODE (wandb is offline unless set).
 """
@@ -52,8 +56,12 @@ def run_lightning(args: Sequence[str] | None) -> Any:
 
     class ZooCLI(LightningCLI):
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            parser.add_argument("--logger", type=str, default="tensorboard",
-                                help="loggers besides CSV, comma separated: tensorboard, wandb")
+            parser.add_argument(
+                "--logger",
+                type=str,
+                default="tensorboard",
+                help="loggers besides CSV, comma separated: tensorboard, wandb",
+            )
             parser.add_argument("--run_name", type=str, default=None, help="run folder name (default: model class)")
 
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
@@ -180,7 +188,69 @@ def cmd_synth(argv: Sequence[str]) -> int:
     return 0
 
 
-TOOLS = {"list": cmd_list, "info": cmd_info, "synth": cmd_synth}
+def cmd_benchmark(argv: Sequence[str]) -> int:
+    from zoo.metrics.otb import CONVENTIONS
+
+    p = argparse.ArgumentParser(prog="zoo benchmark", description="Benchmark trackers (OTB one-pass evaluation).")
+    p.add_argument("dataset", choices=["otb"])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="registered model name (arch or arch.tag) to run")
+    src.add_argument("--checkpoint", help="a checkpoint file to run (zoo.load(checkpoint_path=...))")
+    src.add_argument("--results", nargs="+", metavar="DIR", help="score existing result folders, one per tracker")
+    p.add_argument("--root", help="OTB dataset root (<root>/<Seq>/img); needed to run a model")
+    p.add_argument("--annotations", help="the toolkit's anno/ folder, to score without images")
+    p.add_argument("--subset", default="otb100", help="otb2013, otb100 or tb50 (default otb100)")
+    p.add_argument("--convention", default="otb", choices=sorted(CONVENTIONS))
+    p.add_argument("--out", default="runs/benchmark/otb", help="where results/ and reports/ go")
+    p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
+    p.add_argument("--allow-missing", action="store_true", help="score the sequences present, with a warning")
+    p.add_argument("--batch-size", type=int, default=1, help="sequences tracked in lockstep")
+    p.add_argument("--devices", default="auto")
+    a = p.parse_args(argv)
+    from pathlib import Path
+
+    from zoo.benchmark.otb import compare, format_table, write_report
+
+    if a.results:
+        if not (a.annotations or a.root):
+            p.error("--results needs --annotations (the toolkit's anno/ folder) or --root")
+        performance = compare(
+            a.results,
+            anno_dir=a.annotations,
+            root=None if a.annotations else a.root,
+            subset=a.subset,
+            convention=a.convention,
+            allow_missing=a.allow_missing,
+            names=a.sequences,
+        )
+        report = Path(a.out) / "reports" / "-".join(performance)
+        write_report(performance, report)
+    else:
+        import zoo
+        from zoo.benchmark.runner import benchmark_otb
+
+        if not a.root:
+            p.error("running a tracker needs --root (the OTB dataset)")
+        if a.checkpoint:
+            model = zoo.load(checkpoint_path=a.checkpoint)
+        else:
+            has_weights = a.model in zoo.list_models(pretrained=True) or (
+                "." not in a.model and any(e.arch == a.model for e in zoo.checkpoint_entries().values())
+            )
+            model = zoo.load(a.model, pretrained=has_weights)
+        devices = int(a.devices) if a.devices.isdigit() else a.devices
+        performance = benchmark_otb(
+            model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size, devices=devices
+        )
+        if performance is None:
+            return 0
+        report = Path(a.out) / "reports" / next(iter(performance))
+    print(format_table(performance))
+    print(f"report: {report / 'performance.json'} (plots beside it)")
+    return 0
+
+
+TOOLS = {"list": cmd_list, "info": cmd_info, "synth": cmd_synth, "benchmark": cmd_benchmark}
 
 
 def one_line(e: BaseException) -> str:

@@ -1,0 +1,1 @@
+"""Benchmark runners, reports and plots."""

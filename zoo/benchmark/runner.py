@@ -1,0 +1,159 @@
+"""Running a tracker over OTB in Lightning's test loop.
+
+Each sequence's result file (``<Seq>.txt``, ``x,y,w,h`` per frame) and its timing file
+(``times/<Seq>_time.txt``) are written atomically as the sequence finishes; a rerun skips sequences
+whose results are complete, so an interrupted benchmark resumes. Under DDP the sequences are split
+across ranks. ``batch_size`` sequences advance in lockstep through ``Tracker.update_batch`` (one forward
+pass per step for all of them). Speed is total frames over total tracking time: image decoding is
+excluded and CUDA is synchronised before each clock read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from datamodules.otb import OTBDataModule, read_boxes, write_boxes
+from zoo.benchmark.otb import score_results, write_report
+from zoo.errors import VideoReadError
+from zoo.hub import atomic_write_bytes
+from zoo.metrics.otb import OTBMetrics, get_convention
+from zoo.tracking.base import Tracker, as_tracker
+
+
+def read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoReadError(f"{path}: cannot read image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+class TrackerBenchmark(pl.LightningModule):
+    """Wraps a Tracker for ``trainer.test``: tracks each batch of sequences and writes their results."""
+
+    def __init__(self, tracker: Tracker, results_dir: str | os.PathLike, convention: str = "otb") -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.results_dir = Path(results_dir)
+        self.convention = get_convention(convention)
+        self.metric = OTBMetrics(self.convention.name)
+        self.tracked_frames = 0
+        self.tracking_seconds = 0.0
+
+    def _omit(self, seq: dict[str, Any]) -> int:
+        return int(seq["init_omit"]) if self.convention.init_omit else 0
+
+    def result_path(self, name: str) -> Path:
+        return self.results_dir / f"{name}.txt"
+
+    def is_complete(self, seq: dict[str, Any]) -> bool:
+        path = self.result_path(seq["name"])
+        return path.is_file() and len(read_boxes(path)) == len(seq["frames"]) - self._omit(seq)
+
+    def test_step(self, batch: list[dict[str, Any]], batch_idx: int) -> None:
+        todo = [seq for seq in batch if not self.is_complete(seq)]
+        if todo:
+            self._track(todo)
+        for seq in batch:
+            boxes = torch.from_numpy(read_boxes(self.result_path(seq["name"])))
+            self.metric.update(boxes, seq["boxes"], init_omit=int(seq["init_omit"]))
+
+    def _track(self, seqs: list[dict[str, Any]]) -> None:
+        omits = [self._omit(s) for s in seqs]
+        frames = [s["frames"][o:] for s, o in zip(seqs, omits)]
+        first = [s["boxes"][o].numpy().astype(np.float64) for s, o in zip(seqs, omits)]
+        images = [read_rgb(f[0]) for f in frames]
+        _sync()
+        t0 = time.perf_counter()
+        self.tracker.init_batch(images, first)
+        _sync()
+        dt = (time.perf_counter() - t0) / len(seqs)
+        boxes = [[b] for b in first]
+        times = [[dt] for _ in seqs]
+        for t in range(1, max(len(f) for f in frames)):
+            images = [read_rgb(f[t]) if t < len(f) else None for f in frames]
+            active = sum(im is not None for im in images)
+            _sync()
+            t0 = time.perf_counter()
+            out = self.tracker.update_batch(images)
+            _sync()
+            dt = (time.perf_counter() - t0) / active
+            for k, box in enumerate(out):
+                if images[k] is not None:
+                    boxes[k].append(np.asarray(box, dtype=np.float64))
+                    times[k].append(dt)
+        for seq, b, tm in zip(seqs, boxes, times):
+            self._write(seq["name"], np.stack(b), np.asarray(tm))
+            self.tracked_frames += len(b)
+            self.tracking_seconds += float(np.sum(tm))
+
+    def _write(self, name: str, boxes: np.ndarray, times: np.ndarray) -> None:
+        tmp = self.results_dir / f".{name}.tmp"
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        write_boxes(tmp, boxes)
+        atomic_write_bytes(
+            self.results_dir / "times" / f"{name}_time.txt", "".join(f"{t:.8f}\n" for t in times).encode()
+        )
+        os.replace(tmp, self.result_path(name))  # the result file last: its presence means complete
+
+    def on_test_epoch_end(self) -> None:
+        scores = {f"otb/{k}": v.float() for k, v in self.metric.compute().items()}
+        self.log_dict(scores, sync_dist=False)
+        if self.tracking_seconds > 0:
+            self.log("otb/fps", self.tracked_frames / self.tracking_seconds, sync_dist=True)
+
+
+def tracker_name(tracker: Any) -> str:
+    name = getattr(tracker, "name", None)
+    return name if isinstance(name, str) and name != "tracker" else type(tracker).__name__
+
+
+def benchmark_otb(
+    model: Any,
+    root: str | os.PathLike,
+    out_dir: str | os.PathLike = "runs/benchmark/otb",
+    subset: str = "otb100",
+    convention: str = "otb",
+    allow_missing: bool = False,
+    names: list[str] | None = None,
+    batch_size: int = 1,
+    name: str | None = None,
+    **trainer_kwargs: Any,
+) -> dict[str, Any] | None:
+    """Track ``subset`` of the OTB dataset at ``root`` and score it; returns ``{name: performance}``
+    on rank 0. Results go to ``out_dir/results/<name>/``, the report to ``out_dir/reports/<name>/``."""
+    from zoo.trainer import build_trainer
+
+    tracker = as_tracker(model)
+    name = name or tracker_name(tracker)
+    out_dir = Path(out_dir)
+    results_dir = out_dir / "results" / name
+    module = TrackerBenchmark(tracker, results_dir, convention)
+    datamodule = OTBDataModule(str(root), subset, allow_missing, names, batch_size=batch_size)
+    defaults = dict(
+        loggers="", enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(out_dir), logger=False
+    )
+    trainer = build_trainer(**{**defaults, **trainer_kwargs})
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    trainer.strategy.barrier()
+    if not trainer.is_global_zero:
+        return None
+    performance = {
+        name: score_results(
+            results_dir, root=root, subset=subset, convention=convention, allow_missing=allow_missing, names=names
+        )
+    }
+    write_report(performance, out_dir / "reports" / name)
+    return performance
