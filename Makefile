@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/zoo synth --format alov --out $(DEMO_DIR)/alov --videos 14 --seed 0 --overwrite
 	$(BIN)/zoo synth --format ucf101 --out $(DEMO_DIR)/ucf101 --videos 140 --seed 0 --overwrite
 	$(BIN)/zoo list
+	$(BIN)/zoo benchmark otb --model identity_tracker --root $(DEMO_DIR)/otb --subset folders --out runs/benchmark/otb
 	$(BIN)/zoo fit --config configs/demo_clip_tiny.yaml --data.init_args.root $(DEMO_DIR)/ucf101
 
 lint: $(STAMP)

@@ -200,8 +200,35 @@ def lookup(name: str) -> SequenceInfo:
     raise DatasetError(f"unknown OTB sequence {name!r}{hint}")
 
 
-def sequences(subset: str = "otb100") -> list[SequenceInfo]:
-    """The sequences of ``otb2013`` (51), ``otb100`` (100) or ``tb50`` (50), in table order."""
+def folder_sequences(root: str | os.PathLike) -> list[SequenceInfo]:
+    """Every ``<root>/<Seq>/img`` + ``groundtruth_rect.txt`` as a sequence of its own (all its frames, no
+    attributes): datasets in the OTB layout that are not OTB, such as ``zoo synth --format otb``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: OTB root folder not found (expected <root>/<Seq>/img/0001.jpg)")
+    infos = []
+    for folder in sorted(p for p in root.iterdir() if (p / "img").is_dir() and (p / "groundtruth_rect.txt").is_file()):
+        files = FrameFolderReader(folder / "img").files
+        if not files:
+            raise DatasetError(f"{folder / 'img'}: no frames")
+        first, last = files[0], files[-1]
+        if not (first.stem.isdigit() and last.stem.isdigit()) or int(last.stem) - int(first.stem) + 1 != len(files):
+            raise DatasetError(f"{folder / 'img'}: frames must be numbered without gaps (0001.jpg, 0002.jpg, ...)")
+        infos.append(SequenceInfo(
+            name=folder.name, folder=folder.name, gt_file="groundtruth_rect.txt", anno_name=folder.name,
+            start=int(first.stem), end=int(last.stem), digits=len(first.stem), ext=first.suffix[1:],
+            init_omit_frames=0, subsets=("folders",), attributes=(), occluded_frames=(),
+        ))
+    return infos
+
+
+def sequences(subset: str = "otb100", root: str | os.PathLike | None = None) -> list[SequenceInfo]:
+    """The sequences of ``otb2013`` (51), ``otb100`` (100) or ``tb50`` (50), in table order; ``folders``:
+    every sequence folder under ``root`` (see ``folder_sequences``)."""
+    if subset == "folders":
+        if root is None:
+            raise DatasetError("subset 'folders' needs the dataset root")
+        return folder_sequences(root)
     subset = subset.lower().replace("-", "")
     aliases = {"otb2015": "otb100", "tb100": "otb100", "otb13": "otb2013", "otb15": "otb100"}
     subset = aliases.get(subset, subset)
@@ -249,7 +276,7 @@ def present_sequences(
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: OTB root folder not found (expected <root>/<Seq>/img/0001.jpg)")
-    infos = sequences(subset)
+    infos = sequences(subset, root)
     missing = [s.name for s in infos if not (root / s.folder / s.gt_file).is_file()]
     if missing and not allow_missing:
         raise DatasetError(f"{root}: {len(missing)} of {len(infos)} {subset} sequences missing: {', '.join(missing)}")
@@ -277,7 +304,7 @@ class OTBSequences(Dataset):
         self.root = Path(root)
         infos = present_sequences(self.root, subset, allow_missing)
         if names is not None:
-            keep = {lookup(n).name for n in names}
+            keep = {lookup(n).name for n in names} if subset != "folders" else set(names)
             infos = [s for s in infos if s.name in keep]
         self.infos = infos
 

@@ -326,3 +326,20 @@ def test_zoo_load_identity_tracker():
     tracker = zoo.load("identity_tracker", pretrained=False)
     tracker.init(np.zeros((8, 8, 3), np.uint8), np.array([1, 2, 3, 4.0]))
     assert tracker.update(np.zeros((8, 8, 3), np.uint8)).tolist() == [1, 2, 3, 4]
+
+
+def test_benchmark_on_synthetic_sequences_in_the_otb_layout(tmp_path):
+    from datamodules.synthetic import SynthConfig, generate_video, synthesize
+
+    cfg = SynthConfig(height=48, width=64, num_frames=12, min_size=5, max_size=8)
+    root = synthesize("otb", tmp_path / "otb", num_videos=3, seed=4, cfg=cfg)
+    infos = otb.sequences("folders", root)
+    assert [i.name for i in infos] == ["Synth0000", "Synth0001", "Synth0002"] and len(infos[0]) == 12
+    perf = benchmark_otb(IdentityTracker(), root, tmp_path / "out", subset="folders", enable_progress_bar=False)
+    seq = perf["IdentityTracker"]["seq_wise"]["Synth0001"]
+    video = generate_video(4, 1, cfg)
+    gt = torch.from_numpy(video.target.boxes)
+    expected = sequence_curves(gt[:1].expand(len(gt), 4), gt, "otb")[0]
+    assert seq["success_curve"] == expected.tolist()
+    with pytest.raises(DatasetError, match="no result file for any of the 100 otb100 sequences"):
+        score_results(tmp_path / "out" / "results" / "IdentityTracker", root=root)

@@ -77,21 +77,22 @@ def score_results(
     if not results_dir.is_dir():
         raise DatasetError(f"{results_dir}: results folder not found")
     conv = get_convention(convention)
-    infos = sequences(subset)
+    infos = sequences(subset, root)
     if names is not None:
-        keep = {lookup(n).name for n in names}
+        keep = {lookup(n).name for n in names} if subset != "folders" else set(names)
         infos = [info for info in infos if info.name in keep]
     found = {info.name: find_file(results_dir, info) for info in infos}
     missing = [n for n, p in found.items() if p is None]
+    if missing and len(missing) == len(infos):
+        raise DatasetError(f"{results_dir}: no result file for any of the {len(infos)} {subset} sequences")
     if missing and not allow_missing:
         raise DatasetError(f"{results_dir}: no result file for {len(missing)} {subset} sequences: {', '.join(missing)}")
     if missing:
         log.warning(
             "%s: scoring %d sequences; no results for %s", results_dir, len(infos) - len(missing), short_list(missing)
         )
-    known = {
-        a for info in sequence_table().values() for a in (normalize_name(info.name), normalize_name(info.anno_name))
-    }
+    everything = list(sequence_table().values()) + (infos if subset == "folders" else [])
+    known = {a for info in everything for a in (normalize_name(info.name), normalize_name(info.anno_name))}
     known |= {"human4"}
     unknown = sorted(p.stem for p in results_dir.glob("*.txt") if normalize_name(p.stem) not in known)
     if unknown:
@@ -132,7 +133,7 @@ def score_results(
     overall["speed_fps"] = total_frames / total_seconds if total_seconds > 0 else -1.0
     attribute_wise = {}
     for att in ATTRIBUTES:
-        names = [n for n in per_seq if att in sequence_table()[n].attributes]
+        names = [info.name for info in infos if info.name in per_seq and att in info.attributes]
         if names:
             att_stack = [torch.stack(x) for x in zip(*(per_seq[n] for n in names))]
             attribute_wise[att] = {**summarize(*att_stack), "num_sequences": len(names), "name": ATTRIBUTE_NAMES[att]}
