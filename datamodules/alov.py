@@ -8,16 +8,41 @@ axis-aligned box (x, y, w, h) that contains them.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
+from datamodules.base import ZooDataModule
 from zoo.errors import DatasetError, parse_error
+
+log = logging.getLogger(__name__)
 
 FRAMES_DIR = "imagedata++"
 ANN_DIR = "alov300++_rectangleAnnotation_full"
+# Excluded from SINT's training data, as in the official code: the long-duration category and the
+# videos that also appear in OTB.
+EXCLUDED_CATEGORY_SUFFIX = "LongDuration"
+OTB_OVERLAP = (
+    "01-Light_video00007",
+    "01-Light_video00015",
+    "01-Light_video00016",
+    "01-Light_video00021",
+    "02-SurfaceCover_video00012",
+    "06-MotionSmoothness_video00016",
+    "06-MotionSmoothness_video00019",
+    "08-Clutter_video00011",
+    "09-Confusion_video00028",
+    "11-Occlusion_video00010",
+    "11-Occlusion_video00024",
+    "11-Occlusion_video00025",
+)
 
 
 def corners_to_box(corners: np.ndarray) -> np.ndarray:
@@ -74,7 +99,8 @@ class ALOVVideo:
 
 
 def list_videos(root: str | os.PathLike) -> list[ALOVVideo]:
-    """Every annotated video under ``root`` (which holds ``imagedata++`` and the annotation folder)."""
+    """Every annotated video under ``root`` (which holds ``imagedata++`` and the annotation folder);
+    a missing frames folder is an error (``usable_videos`` skips such videos instead)."""
     root = Path(root)
     ann_root, frames_root = root / ANN_DIR, root / FRAMES_DIR
     for folder in (ann_root, frames_root):
@@ -87,3 +113,161 @@ def list_videos(root: str | os.PathLike) -> list[ALOVVideo]:
             raise DatasetError(f"{ann}: frames folder {frames_dir} not found")
         videos.append(ALOVVideo(ann.parent.name, ann.stem, frames_dir, read_ann(ann)))
     return videos
+
+
+def is_excluded(video: ALOVVideo) -> bool:
+    return video.category.endswith(EXCLUDED_CATEGORY_SUFFIX) or video.name in OTB_OVERLAP
+
+
+def check_video(video: ALOVVideo, ann_root: Path) -> str | None:
+    """Why a video cannot be used (missing frames, annotation rows out of range), or None."""
+    frames = sorted(video.frames_dir.glob("*.jpg"))
+    if not frames:
+        return "no frames"
+    count = len(frames)
+    for number in sorted(video.boxes):
+        if not 1 <= number <= count:
+            return f"annotated frame {number} out of range 1..{count}"
+        if not video.frame_path(number).is_file():
+            return f"frame {video.frame_path(number).name} missing"
+        if video.boxes[number][2] <= 0 or video.boxes[number][3] <= 0:
+            return f"empty box at frame {number}"
+    return None
+
+
+def usable_videos(root: str | os.PathLike, exclude: bool = True) -> list[ALOVVideo]:
+    """Annotated videos for training: the excluded ones left out, broken ones skipped with a warning that
+    names the annotation file."""
+    root = Path(root)
+    ann_root, frames_root = root / ANN_DIR, root / FRAMES_DIR
+    for folder in (ann_root, frames_root):
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: ALOV300++ folder not found (expected {FRAMES_DIR}/ and {ANN_DIR}/)")
+    videos = []
+    for ann in sorted(ann_root.glob("*/*.ann")):
+        video = ALOVVideo(ann.parent.name, ann.stem, frames_root / ann.parent.name / ann.stem, read_ann(ann))
+        if exclude and is_excluded(video):
+            continue
+        problem = check_video(video, ann_root)
+        if problem:
+            log.warning("skipping ALOV video %s: %s", ann, problem)
+            continue
+        videos.append(video)
+    return videos
+
+
+def split_videos(videos: list[ALOVVideo]) -> tuple[list[ALOVVideo], list[ALOVVideo]]:
+    """(train, val): the last video of each category is for validation."""
+    last = {}
+    for v in videos:
+        last[v.category] = max(last.get(v.category, v.name), v.name)
+    val_names = set(last.values())
+    return [v for v in videos if v.name not in val_names], [v for v in videos if v.name in val_names]
+
+
+class ALOVPairs(Dataset):
+    """SINT training pairs (Sec. 4.1): two annotated frames of one video, 64 boxes each (ground truth
+    first, then boxes at polar offsets with IoU > 0.7 or < 0.5), frames resized to ``input_size``.
+
+    Items: ``{"images": uint8 (2, 3, S, S), "boxes": (2, 64, 4) x1 y1 x2 y2 in input pixels, "labels": (2, 64)}``.
+    """
+
+    def __init__(
+        self,
+        videos: list[ALOVVideo],
+        input_size: int = 512,
+        boxes_per_frame: int = 64,
+        pos_iou: float = 0.7,
+        neg_iou: float = 0.5,
+        augment: bool = False,
+        deterministic: bool = False,
+    ) -> None:
+        self.videos = videos
+        self.items = [(v, f) for v, video in enumerate(videos) for f in sorted(video.boxes)]
+        self.input_size, self.boxes_per_frame = input_size, boxes_per_frame
+        self.pos_iou, self.neg_iou = pos_iou, neg_iou
+        self.deterministic = deterministic
+        self.transform = None
+        if augment:
+            import albumentations as A
+
+            self.transform = A.Compose(
+                [A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=0.8), A.GaussianBlur(p=0.2), A.HorizontalFlip(p=0.5)],
+                bbox_params=A.BboxParams(format="coco", label_fields=["ids"], clip=True),
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _frame(
+        self, video: ALOVVideo, number: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from zoo.sint.sampling import sample_training_boxes
+
+        image = cv2.imread(str(video.frame_path(number)), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetError(f"{video.frame_path(number)}: cannot read frame")
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        box = video.boxes[number].copy()
+        h, w = image.shape[:2]
+        box[:2] = np.clip(box[:2], 0, [w - 1, h - 1])
+        box[2:] = np.minimum(box[2:], [w - box[0], h - box[1]])
+        if self.transform is not None:
+            out = self.transform(image=image, bboxes=[box.tolist()], ids=[0])
+            if out["bboxes"]:
+                image, box = out["image"], np.asarray(out["bboxes"][0], dtype=np.float64)
+        boxes, labels = sample_training_boxes(box, w, h, rng, self.boxes_per_frame, self.pos_iou, self.neg_iou)
+        s = self.input_size
+        resized = cv2.resize(image, (s, s), interpolation=cv2.INTER_LINEAR)
+        scale = np.array([s / w, s / h, s / w, s / h])
+        xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1) * scale
+        return resized, xyxy, labels
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        seed = index if self.deterministic else int(torch.randint(2**31, ()))
+        rng = np.random.default_rng(seed)
+        v, a = self.items[index]
+        video = self.videos[v]
+        others = [f for f in video.boxes if f != a] or [a]
+        b = int(others[rng.integers(len(others))])
+        frames, boxes, labels = zip(*(self._frame(video, n, rng) for n in (a, b)))
+        return {
+            "images": torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(),
+            "boxes": torch.from_numpy(np.stack(boxes)).float(),
+            "labels": torch.from_numpy(np.stack(labels)).float(),
+        }
+
+
+class ALOVDataModule(ZooDataModule):
+    """ALOV300++ frame pairs for SINT; the last video of each category is the validation set."""
+
+    def __init__(
+        self,
+        root: str,
+        input_size: int = 512,
+        boxes_per_frame: int = 64,
+        augment: bool = False,
+        exclude: bool = True,
+        batch_size: int = 4,
+        num_workers: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        videos = usable_videos(hp.root, exclude=hp.exclude)
+        if not videos:
+            raise DatasetError(f"{hp.root}: no usable ALOV300++ videos")
+        train, val = split_videos(videos)
+        if not train:
+            train, val = val, []
+        self.train_set = ALOVPairs(train, hp.input_size, hp.boxes_per_frame, augment=hp.augment)
+        self.val_set = ALOVPairs(val, hp.input_size, hp.boxes_per_frame, deterministic=True) if val else None
+
+    def train_dataloader(self):  # noqa: ANN201
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self):  # noqa: ANN201
+        return self._loader(self.val_set, train=False) if self.val_set is not None else []

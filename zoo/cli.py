@@ -40,6 +40,8 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 def _import_components() -> None:
     """Import every built-in model and datamodule so configs can name them by class name."""
+    import datamodules.alov  # noqa: F401
+    import datamodules.otb  # noqa: F401
     import datamodules.ucf101  # noqa: F401
     import zoo.models  # noqa: F401
 

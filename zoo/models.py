@@ -1,4 +1,5 @@
 """Imports every built-in architecture so that its ``@register_model`` builders run."""
 
 import zoo.baseline  # noqa: F401
+import zoo.sint  # noqa: F401
 import zoo.tracking  # noqa: F401

@@ -1,0 +1,181 @@
+"""Tracking with SINT (Sec. 4.2): the first-frame query is never updated; candidates at polar offsets of
+the previous box at three scales are scored in one forward pass by the inner product of descriptors;
+the best wins, refined by box regression (the next search starts from the unrefined box). SINT+ adds
+the optical-flow check on the top candidates."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoo.sint.regression import RidgeRegressor, apply_targets, rcnn_targets
+from zoo.sint.sampling import box_iou, candidate_boxes, polar_boxes
+from zoo.tracking.base import Tracker
+
+
+@dataclass
+class _State:
+    query: torch.Tensor
+    first_size: np.ndarray
+    previous: np.ndarray  # unrefined: where the next search starts
+    output: np.ndarray  # refined: what was reported
+    frame_size: tuple[int, int]
+    regressor: RidgeRegressor | None = None
+    gray: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def to_rois(boxes: np.ndarray, index: int, sx: float, sy: float) -> torch.Tensor:
+    """x, y, w, h boxes in frame pixels -> (K, 5) rois in input pixels for image ``index``."""
+    b = np.asarray(boxes, dtype=np.float64)
+    r = np.stack(
+        [np.full(len(b), index), b[:, 0] * sx, b[:, 1] * sy, (b[:, 0] + b[:, 2]) * sx, (b[:, 1] + b[:, 3]) * sy], 1
+    )
+    return torch.from_numpy(r).float()
+
+
+def flow_support(flow: np.ndarray, previous: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Fraction of the previous box's pixels that, moved by the flow, fall inside each candidate."""
+    h, w = flow.shape[:2]
+    x0, y0 = int(max(previous[0], 0)), int(max(previous[1], 0))
+    x1, y1 = int(min(previous[0] + previous[2], w)), int(min(previous[1] + previous[3], h))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros(len(candidates))
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    mx = xs + flow[y0:y1, x0:x1, 0]
+    my = ys + flow[y0:y1, x0:x1, 1]
+    c = candidates
+    inside = (
+        (mx.ravel()[None] >= c[:, :1])
+        & (mx.ravel()[None] < c[:, :1] + c[:, 2:3])
+        & (my.ravel()[None] >= c[:, 1:2])
+        & (my.ravel()[None] < c[:, 1:2] + c[:, 3:4])
+    )
+    return inside.mean(1)
+
+
+class SINTTracker(Tracker):
+    """got10k-style tracker over a ``SINT`` network; ``flow=True`` gives SINT+."""
+
+    def __init__(
+        self,
+        model,  # noqa: ANN001
+        radius: float = 30.0,
+        step: float = 3.0,
+        angles: int = 10,
+        scales: Sequence[float] = (math.sqrt(2) / 2, 1.0, math.sqrt(2)),
+        regression: bool = True,
+        ridge_lambda: float = 0.1,
+        regression_iou: float = 0.6,
+        flow: bool = False,
+        flow_top: int = 5,
+        flow_threshold: float = 0.25,
+        name: str | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.radius, self.step, self.angles, self.scales = radius, step, angles, tuple(scales)
+        self.regression, self.ridge_lambda, self.regression_iou = regression, ridge_lambda, regression_iou
+        self.flow, self.flow_top, self.flow_threshold = flow, flow_top, flow_threshold
+        self.name = name or ("SINT+" if flow else "SINT")
+        self._states: list[_State] = []
+
+    def init(self, image: np.ndarray, box: np.ndarray) -> None:
+        self.init_batch([image], [box])
+
+    def update(self, image: np.ndarray) -> np.ndarray:
+        return self.update_batch([image])[0]
+
+    @torch.no_grad()
+    def init_batch(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> None:
+        boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
+        for b in boxes:
+            if not (np.isfinite(b).all() and b[2] > 0 and b[3] > 0):
+                raise ValueError(f"SINT needs an initial box of positive size, got {b.tolist()}")
+        x, factors = self.model.prepare(list(images))
+        feats = self.model.trunk(x)
+        rois = torch.cat([to_rois(b[None], i, *f) for i, (b, f) in enumerate(zip(boxes, factors))]).to(x.device)
+        queries = self.model.embed(feats, rois)
+        self._states = []
+        for i, (image, box) in enumerate(zip(images, boxes)):
+            state = _State(queries[i], box[2:].copy(), box.copy(), box.copy(), image.shape[:2])
+            if self.regression:
+                state.regressor = self._fit_regressor(feats, i, box, factors[i], image.shape[:2])
+            if self.flow:
+                state.gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+            self._states.append(state)
+
+    def _fit_regressor(self, feats, index: int, box: np.ndarray, factor, size) -> RidgeRegressor | None:  # noqa: ANN001
+        h, w = size
+        samples = [polar_boxes(box, w, h, angles=16, radii=10)]
+        for s in (0.8, 0.9, 1.1, 1.2):
+            scaled = box.copy()
+            scaled[2:] *= s
+            scaled[:2] += (box[2:] - scaled[2:]) / 2
+            samples.append(polar_boxes(scaled, w, h, angles=8, radii=5))
+        samples = np.concatenate(samples)
+        samples = samples[box_iou(samples, box) > self.regression_iou]
+        if len(samples) < 8:
+            return None
+        x = self._conv4(feats, to_rois(samples, index, *factor))
+        return RidgeRegressor(self.ridge_lambda).fit(x, torch.from_numpy(rcnn_targets(samples, box)).to(x.device))
+
+    def _conv4(self, feats, rois: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return F.normalize(self.model.head.conv4_features(feats[0], rois.to(feats[0].device)).float(), dim=1)
+
+    @torch.no_grad()
+    def update_batch(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        active = [i for i, im in enumerate(images) if im is not None]
+        out: list[np.ndarray | None] = [None] * len(images)
+        if not active:
+            return out
+        x, factors = self.model.prepare([images[i] for i in active])
+        feats = self.model.trunk(x)
+        cands, rois = [], []
+        for k, i in enumerate(active):
+            st = self._states[i]
+            h, w = st.frame_size
+            c = candidate_boxes(
+                st.previous,
+                st.first_size,
+                w,
+                h,
+                self.model.hparams.input_size,
+                self.radius,
+                self.step,
+                self.angles,
+                self.scales,
+            )
+            cands.append(c)
+            rois.append(to_rois(c, k, *factors[k]))
+        desc = self.model.embed(feats, torch.cat(rois).to(x.device))
+        start = 0
+        for k, i in enumerate(active):
+            st, c = self._states[i], cands[k]
+            scores = (desc[start : start + len(c)] @ st.query).float().cpu().numpy()
+            start += len(c)
+            best = int(np.argmax(scores))
+            if self.flow:
+                best = self._flow_check(st, images[i], c, scores, best)
+            chosen = c[best]
+            refined = chosen
+            if st.regressor is not None:
+                feat = self._conv4(feats, to_rois(chosen[None], k, *factors[k]))
+                refined = apply_targets(chosen, st.regressor.predict(feat)[0].cpu().numpy())
+            st.previous, st.output = chosen.copy(), refined.copy()
+            out[i] = refined
+        return out
+
+    def _flow_check(self, st: _State, image: np.ndarray, cands: np.ndarray, scores: np.ndarray, best: int) -> int:
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        flow = cv2.calcOpticalFlowFarneback(st.gray, gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        st.gray = gray
+        top = np.argsort(-scores)[: self.flow_top]
+        support = flow_support(flow, st.output, cands[top])
+        passing = top[support > self.flow_threshold]
+        return int(passing[0]) if len(passing) else best
