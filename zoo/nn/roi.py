@@ -9,7 +9,11 @@ from torchvision.ops import roi_align, roi_pool
 
 
 def pool_regions(features: torch.Tensor, rois: torch.Tensor, size: int, scale: float, mode: str) -> torch.Tensor:
-    """(K, C, size, size) features of ``rois`` (K, 5: batch index, x1, y1, x2, y2 in input pixels)."""
+    """(K, C, size, size) features of ``rois`` (K, 5: batch index, x1, y1, x2, y2 in input pixels).
+
+    Pooling runs in float32 (box coordinates would lose pixels in bf16), whatever the trunk's precision.
+    """
+    features, rois = features.float(), rois.float()
     if mode == "pool":
         return roi_pool(features, rois, (size, size), scale)
     if mode == "align":

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from zoo.module import ZooModule
 from zoo.nn.roi import SiameseRoIHead
@@ -74,18 +75,20 @@ class SINT(ZooModule):
         return (images.to(self.mean.dtype) / 255 - self.mean) / self.std
 
     def prepare(self, frames: list[np.ndarray]) -> tuple[torch.Tensor, list[tuple[float, float]]]:
-        """RGB frames of any size -> (B, 3, S, S) normalised input (aspect ratio not kept) and per-frame
-        (sx, sy) factors from frame to input pixels."""
-        import cv2
-
+        """RGB frames of any size -> (B, 3, S, S) normalised input (aspect ratio not kept, bilinear, on the
+        model's device) and per-frame (sx, sy) factors from frame to input pixels."""
         s = self.hparams.input_size
-        batch = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_LINEAR) for f in frames])
-        x = torch.from_numpy(batch).to(self.mean.device).permute(0, 3, 1, 2)
+        device = self.mean.device
+        resized = []
+        for f in frames:
+            t = torch.from_numpy(np.ascontiguousarray(f)).to(device, non_blocking=True).permute(2, 0, 1)[None]
+            resized.append(F.interpolate(t.float(), size=(s, s), mode="bilinear", align_corners=False))
+        x = torch.cat(resized).clamp_(0, 255)
         return self.normalize(x), [(s / f.shape[1], s / f.shape[0]) for f in frames]
 
     def embed(self, features: tuple[torch.Tensor, torch.Tensor], rois: torch.Tensor) -> torch.Tensor:
         """Descriptors (K, D) of ``rois`` (K, 5: image index, x1, y1, x2, y2 in input pixels)."""
-        return self.head(features[0], features[1], rois.to(features[0].dtype))
+        return self.head(features[0], features[1], rois.float())
 
     def forward(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         """Normalised images (B, 3, S, S) and rois -> descriptors; one trunk pass for all boxes."""

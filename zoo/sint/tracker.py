@@ -77,8 +77,14 @@ class SINTTracker(Tracker):
         flow_top: int = 5,
         flow_threshold: float = 0.25,
         name: str | None = None,
+        amp: bool | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         self.model = model.eval()
+        on_gpu = next(model.parameters()).is_cuda
+        self.amp = on_gpu if amp is None else amp  # bf16 autocast for the trunk and head
+        if (on_gpu if channels_last is None else channels_last):
+            self.model.to(memory_format=torch.channels_last)
         self.radius, self.step, self.angles, self.scales = radius, step, angles, tuple(scales)
         self.regression, self.ridge_lambda, self.regression_iou = regression, ridge_lambda, regression_iou
         self.flow, self.flow_top, self.flow_threshold = flow, flow_top, flow_threshold
@@ -98,9 +104,10 @@ class SINTTracker(Tracker):
             if not (np.isfinite(b).all() and b[2] > 0 and b[3] > 0):
                 raise ValueError(f"SINT needs an initial box of positive size, got {b.tolist()}")
         x, factors = self.model.prepare(list(images))
-        feats = self.model.trunk(x)
+        feats = self._trunk(x)
         rois = torch.cat([to_rois(b[None], i, *f) for i, (b, f) in enumerate(zip(boxes, factors))]).to(x.device)
-        queries = self.model.embed(feats, rois)
+        with self._autocast():
+            queries = self.model.embed(feats, rois).float()
         self._states = []
         for i, (image, box) in enumerate(zip(images, boxes)):
             state = _State(queries[i], box[2:].copy(), box.copy(), box.copy(), image.shape[:2])
@@ -109,6 +116,16 @@ class SINTTracker(Tracker):
             if self.flow:
                 state.gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             self._states.append(state)
+
+    def _autocast(self):  # noqa: ANN202
+        device = "cuda" if self.model.mean.is_cuda else "cpu"
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.amp:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self.model.trunk(x)
 
     def _fit_regressor(self, feats, index: int, box: np.ndarray, factor, size) -> RidgeRegressor | None:  # noqa: ANN001
         h, w = size
@@ -135,7 +152,7 @@ class SINTTracker(Tracker):
         if not active:
             return out
         x, factors = self.model.prepare([images[i] for i in active])
-        feats = self.model.trunk(x)
+        feats = self._trunk(x)
         cands, rois = [], []
         for k, i in enumerate(active):
             st = self._states[i]
@@ -153,22 +170,35 @@ class SINTTracker(Tracker):
             )
             cands.append(c)
             rois.append(to_rois(c, k, *factors[k]))
-        desc = self.model.embed(feats, torch.cat(rois).to(x.device))
-        start = 0
+        with self._autocast():
+            desc = self.model.embed(feats, torch.cat(rois).to(x.device)).float()
+        # every candidate against its own sequence's query, one transfer to the host for all of them
+        owner = torch.cat([torch.full((len(c),), k, dtype=torch.long) for k, c in enumerate(cands)]).to(desc.device)
+        queries = torch.stack([self._states[i].query for i in active]).float()
+        scores_all = (desc * queries[owner]).sum(1).cpu().numpy()
+        chosen, start = [], 0
         for k, i in enumerate(active):
             st, c = self._states[i], cands[k]
-            scores = (desc[start : start + len(c)] @ st.query).float().cpu().numpy()
+            scores = scores_all[start : start + len(c)]
             start += len(c)
             best = int(np.argmax(scores))
             if self.flow:
                 best = self._flow_check(st, images[i], c, scores, best)
-            chosen = c[best]
-            refined = chosen
-            if st.regressor is not None:
-                feat = self._conv4(feats, to_rois(chosen[None], k, *factors[k]))
-                refined = apply_targets(chosen, st.regressor.predict(feat)[0].cpu().numpy())
-            st.previous, st.output = chosen.copy(), refined.copy()
-            out[i] = refined
+            chosen.append(c[best])
+        refined = list(chosen)
+        with_reg = [k for k, i in enumerate(active) if self._states[i].regressor is not None]
+        if with_reg:
+            rois = torch.cat([to_rois(chosen[k][None], k, *factors[k]) for k in with_reg])
+            feat = self._conv4(feats, rois)
+            deltas = torch.cat(
+                [self._states[active[k]].regressor.predict(feat[row : row + 1]) for row, k in enumerate(with_reg)]
+            ).cpu().numpy()
+            for row, k in enumerate(with_reg):
+                refined[k] = apply_targets(chosen[k], deltas[row])
+        for k, i in enumerate(active):
+            st = self._states[i]
+            st.previous, st.output = chosen[k].copy(), refined[k].copy()
+            out[i] = refined[k]
         return out
 
     def _flow_check(self, st: _State, image: np.ndarray, cands: np.ndarray, scores: np.ndarray, best: int) -> int:
