@@ -167,3 +167,4 @@ def test_sint_learns_to_separate_pairs(tmp_path):
     after = trainer.validate(model, dm, verbose=False)[0]
     assert after["val/loss"] < 0.8 * before["val/loss"], (before, after)
     assert after["val/neg_dist"] - after["val/pos_dist"] > before["val/neg_dist"] - before["val/pos_dist"] + 0.2
+

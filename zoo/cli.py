@@ -208,6 +208,8 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
     p.add_argument("--allow-missing", action="store_true", help="score the sequences present, with a warning")
     p.add_argument("--batch-size", type=int, default=1, help="sequences tracked in lockstep")
     p.add_argument("--devices", default="auto")
+    p.add_argument("--name", help="tracker name for results and reports (default: the tracker's own)")
+    p.add_argument("--flow", action="store_true", help="SINT+: the optical-flow check (SINT models only)")
     a = p.parse_args(argv)
     from pathlib import Path
 
@@ -241,8 +243,11 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
             )
             model = zoo.load(a.model, pretrained=has_weights)
         devices = int(a.devices) if a.devices.isdigit() else a.devices
+        if a.flow:
+            model = model.tracker(flow=True)
         performance = benchmark_otb(
-            model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size, devices=devices
+            model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size,
+            name=a.name, devices=devices,
         )
         if performance is None:
             return 0
