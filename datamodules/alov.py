@@ -98,14 +98,20 @@ class ALOVVideo:
         return self.frames_dir / f"{frame_number:08d}.jpg"
 
 
-def list_videos(root: str | os.PathLike) -> list[ALOVVideo]:
-    """Every annotated video under ``root`` (which holds ``imagedata++`` and the annotation folder);
-    a missing frames folder is an error (``usable_videos`` skips such videos instead)."""
+def _folders(root: str | os.PathLike) -> tuple[Path, Path]:
+    """(annotation folder, frames folder) of an ALOV300++ root, which must both exist."""
     root = Path(root)
     ann_root, frames_root = root / ANN_DIR, root / FRAMES_DIR
     for folder in (ann_root, frames_root):
         if not folder.is_dir():
             raise DatasetError(f"{folder}: ALOV300++ folder not found (expected {FRAMES_DIR}/ and {ANN_DIR}/)")
+    return ann_root, frames_root
+
+
+def list_videos(root: str | os.PathLike) -> list[ALOVVideo]:
+    """Every annotated video under ``root`` (which holds ``imagedata++`` and the annotation folder);
+    a missing frames folder is an error (``usable_videos`` skips such videos instead)."""
+    ann_root, frames_root = _folders(root)
     videos = []
     for ann in sorted(ann_root.glob("*/*.ann")):
         frames_dir = frames_root / ann.parent.name / ann.stem
@@ -119,7 +125,7 @@ def is_excluded(video: ALOVVideo) -> bool:
     return video.category.endswith(EXCLUDED_CATEGORY_SUFFIX) or video.name in OTB_OVERLAP
 
 
-def check_video(video: ALOVVideo, ann_root: Path) -> str | None:
+def check_video(video: ALOVVideo) -> str | None:
     """Why a video cannot be used (missing frames, annotation rows out of range), or None."""
     frames = sorted(video.frames_dir.glob("*.jpg"))
     if not frames:
@@ -138,17 +144,13 @@ def check_video(video: ALOVVideo, ann_root: Path) -> str | None:
 def usable_videos(root: str | os.PathLike, exclude: bool = True) -> list[ALOVVideo]:
     """Annotated videos for training: the excluded ones left out, broken ones skipped with a warning that
     names the annotation file."""
-    root = Path(root)
-    ann_root, frames_root = root / ANN_DIR, root / FRAMES_DIR
-    for folder in (ann_root, frames_root):
-        if not folder.is_dir():
-            raise DatasetError(f"{folder}: ALOV300++ folder not found (expected {FRAMES_DIR}/ and {ANN_DIR}/)")
+    ann_root, frames_root = _folders(root)
     videos = []
     for ann in sorted(ann_root.glob("*/*.ann")):
         video = ALOVVideo(ann.parent.name, ann.stem, frames_root / ann.parent.name / ann.stem, read_ann(ann))
         if exclude and is_excluded(video):
             continue
-        problem = check_video(video, ann_root)
+        problem = check_video(video)
         if problem:
             log.warning("skipping ALOV video %s: %s", ann, problem)
             continue
