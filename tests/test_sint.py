@@ -84,6 +84,15 @@ def test_pairs_give_128_and_skip_excluded_and_broken_videos(tmp_path, caplog):
     # the pairs: the ground truth of each frame against the 64 boxes of the other
     assert item["labels"].numel() == 128 and (item["labels"][:, 0] == 1).all()
     assert (item["boxes"][..., 2:] > item["boxes"][..., :2]).all() and item["boxes"].max() <= 64
+    augmented = alov.ALOVPairs(usable, input_size=64, augment=True)[1]  # albumentations, boxes carried along
+    assert augmented["boxes"].shape == (2, 64, 4) and (augmented["labels"][:, 0] == 1).all()
+    # a missing frame is skipped with a warning naming the annotation file too
+    victim = usable[0]
+    victim.frame_path(sorted(victim.boxes)[1]).unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert victim.name not in {v.name for v in alov.usable_videos(root)}
+    assert f"{victim.name}.ann" in caplog.text and "missing" in caplog.text
 
 
 def test_candidate_count_for_a_known_frame():
