@@ -18,6 +18,7 @@ import torch
 
 import zoo
 from datamodules.synthetic import SynthConfig, generate_video
+from zoo.sint.sampling import candidate_offsets
 
 
 def sync(device: str) -> None:
@@ -50,7 +51,7 @@ def track_fps(model, videos, frames: int, lockstep: int, **tracker_kwargs) -> tu
         tracker.update_batch([v.frames[4 + t % (len(v.frames) - 4)] for v in seqs])
     sync(device)
     elapsed = time.perf_counter() - start
-    candidates = 303
+    candidates = len(candidate_offsets(tracker.radius, tracker.step, tracker.angles)) * len(tracker.scales)
     return frames * len(seqs) / elapsed, candidates
 
 

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.base import ZooDataModule
+from datamodules.video import read_rgb
 from zoo.errors import DatasetError, parse_error
 
 log = logging.getLogger(__name__)
@@ -206,10 +207,7 @@ class ALOVPairs(Dataset):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from zoo.sint.sampling import sample_training_boxes
 
-        image = cv2.imread(str(video.frame_path(number)), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DatasetError(f"{video.frame_path(number)}: cannot read frame")
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = read_rgb(video.frame_path(number))
         box = video.boxes[number].copy()
         h, w = image.shape[:2]
         box[:2] = np.clip(box[:2], 0, [w - 1, h - 1])

@@ -79,13 +79,18 @@ def read_boxes(path: str | os.PathLike, with_lines: bool = False) -> Any:
     return (boxes, numbers) if with_lines else boxes
 
 
-def write_boxes(path: str | os.PathLike, boxes: np.ndarray, delimiter: str = ",") -> None:
-    """Write (N, 4) boxes one per line, integers where they are whole."""
+def format_boxes(boxes: np.ndarray, delimiter: str = ",") -> str:
+    """(N, 4) boxes one per line, integers where they are whole."""
     lines = []
     for box in np.asarray(boxes, dtype=np.float64):
         box = np.nan_to_num(box, nan=0.0)
         lines.append(delimiter.join(str(int(v)) if float(v).is_integer() else f"{v:.3f}" for v in box))
-    Path(path).write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_boxes(path: str | os.PathLike, boxes: np.ndarray, delimiter: str = ",") -> None:
+    """Write (N, 4) boxes one per line, integers where they are whole."""
+    Path(path).write_text(format_boxes(boxes, delimiter))
 
 
 @dataclass
@@ -182,7 +187,8 @@ def sequence_table() -> dict[str, SequenceInfo]:
     return table
 
 
-def _aliases(info: SequenceInfo) -> set[str]:
+def name_aliases(info: SequenceInfo) -> set[str]:
+    """Every normalised spelling of a sequence's name that result and annotation files use."""
     names = {normalize_name(info.name), normalize_name(info.anno_name)}
     if info.gt_file == "groundtruth_rect.2.txt" and info.folder == "Human4":
         names.add(normalize_name(info.folder))  # the only target of Human4
@@ -193,7 +199,7 @@ def lookup(name: str) -> SequenceInfo:
     """The table entry for a sequence name in any of its spellings; unknown names get suggestions."""
     key = normalize_name(name)
     for info in sequence_table().values():
-        if key in _aliases(info):
+        if key in name_aliases(info):
             return info
     close = difflib.get_close_matches(name, list(sequence_table()), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -242,7 +248,7 @@ def find_file(folder: str | os.PathLike, info: SequenceInfo, suffix: str = ".txt
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    wanted = _aliases(info)
+    wanted = name_aliases(info)
     for path in sorted(folder.iterdir()):
         if path.suffix == suffix and normalize_name(path.stem) in wanted:
             return path

@@ -222,6 +222,14 @@ class PyAVReader(VideoReader):
         return np.stack([got[i] for i in indices.tolist()])
 
 
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """One image file as RGB uint8 (H, W, 3); an unreadable file names itself."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoReadError(f"{path}: cannot read image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def _natural_key(path: Path) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
 
@@ -248,10 +256,7 @@ class FrameFolderReader(VideoReader):
     def _read(self, indices: np.ndarray) -> np.ndarray:
         frames = []
         for i in indices.tolist():
-            image = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
-            if image is None:
-                raise VideoReadError(f"{self.files[i]}: cannot read image")
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            image = read_rgb(self.files[i])
             if self.size is not None and image.shape[:2] != tuple(self.size):
                 image = cv2.resize(image, (int(self.size[1]), int(self.size[0])), interpolation=cv2.INTER_AREA)
             frames.append(image)

@@ -123,7 +123,10 @@ def cmd_info(argv: Sequence[str]) -> int:
     print(f"about: {(builder.__doc__ or '').strip()}")
     with _offline():
         try:
-            model = builder(pretrained_backbone=False) if "pretrained_backbone" in _params(builder) else builder()
+            try:
+                model = builder()
+            except zoo.errors.DownloadError:  # backbone weights not cached: count the parameters without them
+                model = builder(pretrained_backbone=False)
             n = sum(p.numel() for p in model.parameters())
             print(f"class: {type(model).__module__}.{type(model).__qualname__}")
             print(f"parameters: {n:,}")
@@ -142,17 +145,6 @@ def cmd_info(argv: Sequence[str]) -> int:
         print(f"  metrics: {_metrics(e.metrics)}")
         print(f"  args: {e.args}")
     return 0
-
-
-def _params(fn: Any) -> set[str]:
-    import inspect
-
-    import zoo.baseline  # noqa: F401
-
-    params = set(inspect.signature(fn).parameters)
-    if any(inspect.signature(fn).parameters[p].kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        params |= {"pretrained_backbone"}
-    return params
 
 
 @contextlib.contextmanager

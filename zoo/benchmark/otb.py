@@ -22,6 +22,7 @@ from datamodules.otb import (
     find_file,
     load_ground_truth,
     lookup,
+    name_aliases,
     normalize_name,
     read_boxes,
     sequence_table,
@@ -31,8 +32,6 @@ from datamodules.otb import (
 from zoo.errors import DatasetError
 from zoo.hub import atomic_write_bytes
 from zoo.metrics.otb import (
-    NORM_PRECISION_AT,
-    PRECISION_AT,
     PRECISION_THRESHOLDS,
     SUCCESS_THRESHOLDS,
     align,
@@ -92,8 +91,7 @@ def score_results(
             "%s: scoring %d sequences; no results for %s", results_dir, len(infos) - len(missing), short_list(missing)
         )
     everything = list(sequence_table().values()) + (infos if subset == "folders" else [])
-    known = {a for info in everything for a in (normalize_name(info.name), normalize_name(info.anno_name))}
-    known |= {"human4"}
+    known = {a for info in everything for a in name_aliases(info)}
     unknown = sorted(p.stem for p in results_dir.glob("*.txt") if normalize_name(p.stem) not in known)
     if unknown:
         log.warning("%s: ignoring files of unknown sequences: %s", results_dir, ", ".join(unknown))
@@ -116,16 +114,7 @@ def score_results(
             total_frames += int((times > 0).sum())
             total_seconds += float(times[times > 0].sum())
             fps = float((times > 0).sum() / times[times > 0].sum())
-        seq_wise[info.name] = {
-            "success_curve": s.tolist(),
-            "precision_curve": p.tolist(),
-            "success_score": float(s.mean()),
-            "precision_score": float(p[PRECISION_AT]),
-            "normalized_precision_score": float(n[NORM_PRECISION_AT]),
-            "success_rate": float(s[len(s) // 2]),
-            "speed_fps": fps,
-            "num_frames": len(gt_t),
-        }
+        seq_wise[info.name] = {**summarize(s[None], p[None], n[None]), "speed_fps": fps, "num_frames": len(gt_t)}
     if not per_seq:
         raise DatasetError(f"{results_dir}: no sequence of {subset} to score")
     stack = [torch.stack(x) for x in zip(*per_seq.values())]

@@ -15,24 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from datamodules.otb import OTBDataModule, read_boxes, write_boxes
+from datamodules.otb import OTBDataModule, format_boxes, read_boxes
+from datamodules.video import read_rgb
 from zoo.benchmark.otb import score_results, write_report
-from zoo.errors import VideoReadError
 from zoo.hub import atomic_write_bytes
 from zoo.metrics.otb import OTBMetrics, get_convention
 from zoo.tracking.base import Tracker, as_tracker
-
-
-def read_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise VideoReadError(f"{path}: cannot read image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _sync() -> None:
@@ -58,19 +50,25 @@ class TrackerBenchmark(pl.LightningModule):
     def result_path(self, name: str) -> Path:
         return self.results_dir / f"{name}.txt"
 
-    def is_complete(self, seq: dict[str, Any]) -> bool:
+    def completed_boxes(self, seq: dict[str, Any]) -> np.ndarray | None:
+        """The boxes of a complete result file of ``seq`` (an earlier run's), else None."""
         path = self.result_path(seq["name"])
-        return path.is_file() and len(read_boxes(path)) == len(seq["frames"]) - self._omit(seq)
+        if not path.is_file():
+            return None
+        boxes = read_boxes(path)
+        return boxes if len(boxes) == len(seq["frames"]) - self._omit(seq) else None
 
     def test_step(self, batch: list[dict[str, Any]], batch_idx: int) -> None:
-        todo = [seq for seq in batch if not self.is_complete(seq)]
+        done = {seq["name"]: self.completed_boxes(seq) for seq in batch}
+        todo = [seq for seq in batch if done[seq["name"]] is None]
         if todo:
-            self._track(todo)
+            done.update(self._track(todo))
         for seq in batch:
-            boxes = torch.from_numpy(read_boxes(self.result_path(seq["name"])))
+            boxes = torch.from_numpy(done[seq["name"]])
             self.metric.update(boxes, seq["boxes"], init_omit=int(seq["init_omit"]))
 
-    def _track(self, seqs: list[dict[str, Any]]) -> None:
+    def _track(self, seqs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Track ``seqs`` in lockstep, write their files, return their boxes by name."""
         omits = [self._omit(s) for s in seqs]
         frames = [s["frames"][o:] for s, o in zip(seqs, omits)]
         first = [s["boxes"][o].numpy().astype(np.float64) for s, o in zip(seqs, omits)]
@@ -94,19 +92,20 @@ class TrackerBenchmark(pl.LightningModule):
                 if images[k] is not None:
                     boxes[k].append(np.asarray(box, dtype=np.float64))
                     times[k].append(dt)
+        results = {}
         for seq, b, tm in zip(seqs, boxes, times):
-            self._write(seq["name"], np.stack(b), np.asarray(tm))
+            results[seq["name"]] = np.stack(b)
+            self._write(seq["name"], results[seq["name"]], np.asarray(tm))
             self.tracked_frames += len(b)
             self.tracking_seconds += float(np.sum(tm))
+        return results
 
     def _write(self, name: str, boxes: np.ndarray, times: np.ndarray) -> None:
-        tmp = self.results_dir / f".{name}.tmp"
-        self.results_dir.mkdir(parents=True, exist_ok=True)
-        write_boxes(tmp, boxes)
         atomic_write_bytes(
             self.results_dir / "times" / f"{name}_time.txt", "".join(f"{t:.8f}\n" for t in times).encode()
         )
-        os.replace(tmp, self.result_path(name))  # the result file last: its presence means complete
+        # the result file last: its presence means complete
+        atomic_write_bytes(self.result_path(name), format_boxes(boxes).encode())
 
     def on_test_epoch_end(self) -> None:
         scores = {f"otb/{k}": v.float() for k, v in self.metric.compute().items()}

@@ -253,10 +253,6 @@ class OTBMetrics(Metric):
         def cat(x):
             return torch.cat(x) if isinstance(x, list) else x
 
-        s, p, n = cat(self.success), cat(self.precision), cat(self.norm_precision)
-        return {
-            "success_score": s.mean(0).mean(),
-            "precision_score": p.mean(0)[PRECISION_AT],
-            "normalized_precision_score": n.mean(0)[NORM_PRECISION_AT],
-            "success_rate": s.mean(0)[s.shape[1] // 2],
-        }
+        scores = summarize(cat(self.success), cat(self.precision), cat(self.norm_precision))
+        keys = ("success_score", "precision_score", "normalized_precision_score", "success_rate")
+        return {k: torch.tensor(scores[k], dtype=torch.float64) for k in keys}

@@ -6,18 +6,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
+
+from zoo.metrics.otb import iou
 
 
 def box_iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) x, y, w, h boxes against one box (continuous coordinates)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(boxes[:, 0], box[0])
-    y1 = np.maximum(boxes[:, 1], box[1])
-    x2 = np.minimum(boxes[:, 0] + boxes[:, 2], box[0] + box[2])
-    y2 = np.minimum(boxes[:, 1] + boxes[:, 3], box[1] + box[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = boxes[:, 2] * boxes[:, 3] + box[2] * box[3] - inter
-    return inter / np.maximum(union, 1e-12)
+    """IoU of (N, 4) x, y, w, h boxes against one box (continuous coordinates), via ``zoo.metrics.otb.iou``."""
+    a = torch.as_tensor(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    return iou(a, torch.as_tensor(np.asarray(box, dtype=np.float64)).expand_as(a), plus_one=False).numpy()
 
 
 def inside(boxes: np.ndarray, width: float, height: float) -> np.ndarray:

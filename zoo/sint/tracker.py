@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -28,7 +28,6 @@ class _State:
     frame_size: tuple[int, int]
     regressor: RidgeRegressor | None = None
     gray: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def to_rois(boxes: np.ndarray, index: int, sx: float, sy: float) -> torch.Tensor:
