@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 HELP = """usage: zoo <command> [options]
@@ -26,6 +27,7 @@ models and data:
   list       models and their named checkpoints:  zoo list [PATTERN] [--pretrained]
   info       one model or checkpoint:             zoo info NAME
   synth      synthetic videos in a real format:   zoo synth --format otb|alov|ucf101 --out DIR
+  prepare    a low-resolution frame store (O3N):  zoo prepare ucf101|hmdb51 --root DIR --out STORE
 
 benchmarks:
   benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
@@ -41,6 +43,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 def _import_components() -> None:
     """Import every built-in model and datamodule so configs can name them by class name."""
     import datamodules.alov  # noqa: F401
+    import datamodules.odd_one_out  # noqa: F401
     import datamodules.otb  # noqa: F401
     import datamodules.ucf101  # noqa: F401
     import zoo.models  # noqa: F401
@@ -182,6 +185,42 @@ def cmd_synth(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_prepare(argv: Sequence[str]) -> int:
+    from datamodules.action import DATASETS, read_action_split
+    from datamodules.frame_store import prepare_frame_store
+
+    p = argparse.ArgumentParser(
+        prog="zoo prepare",
+        description="Decode every video of UCF101 or HMDB51 (all three splits) once into a low-resolution "
+        "frame store that the O3N datamodules read with frame_store=OUT.",
+    )
+    p.add_argument("dataset", choices=DATASETS)
+    p.add_argument("--root", required=True, help="the dataset root (videos and split lists)")
+    p.add_argument("--out", required=True, help="the store folder; an interrupted run resumes")
+    p.add_argument("--size", default="128x171", help="HEIGHTxWIDTH of the stored frames")
+    p.add_argument("--split-dir", default=None)
+    p.add_argument("--backend", default="decord", choices=("decord", "pyav"))
+    p.add_argument("--workers", type=int, default=max((os.cpu_count() or 2) - 1, 1))
+    a = p.parse_args(argv)
+    try:
+        size = tuple(int(v) for v in a.size.lower().split("x"))
+        assert len(size) == 2
+    except (ValueError, AssertionError):
+        p.error(f"--size must be HEIGHTxWIDTH, not {a.size!r}")
+    videos: dict[str, None] = {}
+    for split in (1, 2, 3):
+        for train in (True, False):
+            for rel, _ in read_action_split(a.dataset, a.root, split, train, a.split_dir)[1]:
+                videos[rel] = None
+    missing = [rel for rel in videos if not (Path(a.root) / rel).is_file()]
+    present = [rel for rel in videos if rel not in set(missing)]
+    done, failed = prepare_frame_store(present, a.root, a.out, size, a.backend, a.workers)
+    print(f"{a.out}: {done} videos stored at {size[0]}x{size[1]}; {len(missing)} missing, {len(failed)} undecodable")
+    for rel in (missing + failed)[:20]:
+        print(f"  not stored: {rel}")
+    return 0
+
+
 def cmd_benchmark(argv: Sequence[str]) -> int:
     from zoo.metrics.otb import CONVENTIONS
 
@@ -249,7 +288,7 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
     return 0
 
 
-TOOLS = {"list": cmd_list, "info": cmd_info, "synth": cmd_synth, "benchmark": cmd_benchmark}
+TOOLS = {"list": cmd_list, "info": cmd_info, "synth": cmd_synth, "prepare": cmd_prepare, "benchmark": cmd_benchmark}
 
 
 def one_line(e: BaseException) -> str:

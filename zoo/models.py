@@ -1,5 +1,6 @@
 """Imports every built-in architecture so that its ``@register_model`` builders run."""
 
 import zoo.baseline  # noqa: F401
+import zoo.o3n  # noqa: F401
 import zoo.sint  # noqa: F401
 import zoo.tracking  # noqa: F401

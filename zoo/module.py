@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
 
 
 class ZooModule(pl.LightningModule):
@@ -20,6 +22,32 @@ class ZooModule(pl.LightningModule):
 
         cls = type(self)
         checkpoint["zoo"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "version": __version__}
+
+
+class ClassifierSteps(ZooModule):
+    """Training, validation and test steps of a classifier: batches ``{input_key: x, "label": y}``,
+    cross-entropy, and ``<stage>/loss`` and ``<stage>/acc`` logged from ``self.<stage>_acc`` metrics."""
+
+    input_key = "video"
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        logits = self(batch[self.input_key])
+        loss = F.cross_entropy(logits, batch["label"])
+        metric = getattr(self, f"{stage}_acc")
+        metric(logits, batch["label"])
+        bs = batch["label"].shape[0]
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", batch_size=bs, sync_dist=stage != "train")
+        self.log(f"{stage}/acc", metric, prog_bar=True, on_step=False, on_epoch=True, batch_size=bs)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
 
 
 def module_classes() -> dict[str, type[ZooModule]]:

@@ -11,28 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.module import ZooModule
+from zoo.module import ClassifierSteps
 from zoo.nn.backbones import resnet
+from zoo.nn.tiny import tiny_cnn
 from zoo.registry import register_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def tiny_cnn(in_channels: int, width: int) -> nn.Sequential:
-    """Three stride-2 conv-BN-ReLU blocks and global max pooling, ``4 * width`` features.
-
-    Choice: max rather than average pooling, since on frame differences the signal is a few moving pixels.
-    """
-    layers: list[nn.Module] = []
-    channels = [in_channels, width, 2 * width, 4 * width]
-    for c_in, c_out in zip(channels[:-1], channels[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
-    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())
 
 
 def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
@@ -43,7 +31,7 @@ def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return new
 
 
-class ClipClassifier(ZooModule):
+class ClipClassifier(ClassifierSteps):
     """TSN: K segments, shared 2D CNN, average consensus; input ``uint8 (B, T, 3, H, W)``.
 
     Choice: T frames are split into K equal consecutive segments of the sampled clip (the paper samples
@@ -106,24 +94,6 @@ class ClipClassifier(ZooModule):
         """Class logits (B, num_classes), averaged over segments."""
         logits = self.head(self.trunk(self.snippets(video)))
         return logits.view(video.shape[0], self.hparams.num_segments, -1).mean(1)
-
-    def _step(self, batch: dict[str, torch.Tensor], stage: str, metric: MulticlassAccuracy) -> torch.Tensor:
-        logits = self(batch["video"])
-        loss = F.cross_entropy(logits, batch["label"])
-        metric(logits, batch["label"])
-        bs = batch["label"].shape[0]
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "train", batch_size=bs, sync_dist=stage != "train")
-        self.log(f"{stage}/acc", metric, prog_bar=True, on_step=False, on_epoch=True, batch_size=bs)
-        return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_acc)
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val", self.val_acc)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test", self.test_acc)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(batch["video"]).softmax(-1)
