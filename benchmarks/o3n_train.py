@@ -23,18 +23,26 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import zoo
+from datamodules.frame_bank import FrameBank, sample_questions
 from datamodules.frame_store import META
 from datamodules.odd_one_out import OddOneOutQuestions
 from datamodules.synthetic import SynthConfig, generate_video
 
 
-def train_rate(model, batch: int, size: tuple[int, int], steps: int, amp: bool, device: str) -> float:  # noqa: ANN001
+def train_rate(  # noqa: ANN001
+    model, batch: int, size: tuple[int, int], steps: int, amp: bool, device: str, bank: FrameBank | None = None
+) -> float:
+    """Questions/s of training steps on one fixed random batch, or on questions drawn from ``bank`` each step."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     g = torch.Generator(device=device).manual_seed(0)
     q = torch.randint(0, 256, (batch, 6, 6, 3, *size), dtype=torch.uint8, device=device, generator=g)
     y = torch.randint(0, 6, (batch,), device=device, generator=g)
 
     def step() -> None:
+        nonlocal q, y
+        if bank is not None:
+            videos = torch.randint(len(bank.lengths), (batch,), device=device)
+            q, y, _ = sample_questions(bank, videos, strategy="random")
         with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(q).float(), y)
         opt.zero_grad(set_to_none=True)
@@ -111,8 +119,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = synthetic_store(Path(tmp), a.videos, store_size)
         feed = loader_rate(Path(tmp), store, store_size, a.workers, 4 * a.workers, a.batch)
+        rels = sorted(str(p.relative_to(store))[: -len(".npy")] for p in store.rglob("*.npy"))
+        bank = FrameBank(store, rels, device)
     gpu = rates["bf16, 128x171 frames"]
     print(f"frame-store loader, {a.workers} workers: {feed:.1f} questions/s = {feed / gpu:.2f} of the bf16 step's rate")
+    videos = torch.randint(len(rels), (a.batch,), device=device)
+    sample_questions(bank, videos)
+    torch.cuda.synchronize() if device == "cuda" else None
+    start = time.perf_counter()
+    for _ in range(a.steps):
+        sample_questions(bank, videos)
+    torch.cuda.synchronize() if device == "cuda" else None
+    drawn = a.batch * a.steps / (time.perf_counter() - start)
+    print(f"questions built on the device from the frame bank: {drawn:.1f} questions/s = {drawn / gpu:.1f}x the step")
+    if not a.skip_train:
+        model = zoo.create_model("o3n_alexnet", input_size=(227, 227)).to(device).train()
+        model = model.to(memory_format=torch.channels_last) if device == "cuda" else model
+        if a.compile:
+            model = torch.compile(model)
+        fed = train_rate(model, a.batch, store_size, a.steps, device == "cuda", device, bank)
+        print(f"train step fed by the frame bank, bf16:  {fed:9.1f} questions/s = {fed / gpu:.2f} of the bf16 step")
 
 
 if __name__ == "__main__":

@@ -218,7 +218,11 @@ class _ActionDataModule(ZooDataModule):
 class OddOneOutDataModule(_ActionDataModule):
     """Self-supervised O3N pretraining: questions from the training videos (labels unused; ``repeats``
     questions per video and epoch), validation questions (``val_repeats`` per video, fixed) from the test
-    videos of the same split."""
+    videos of the same split.
+
+    ``on_device=True`` (needs ``frame_store``) builds the training questions on the accelerator from the
+    store held in its memory (``datamodules.frame_bank``): the loader ships video indices only.
+    """
 
     def __init__(
         self,
@@ -235,6 +239,7 @@ class OddOneOutDataModule(_ActionDataModule):
         split_dir: str | None = None,
         backend: str = "decord",
         frame_store: str | None = None,
+        on_device: bool = False,
         on_error: str = "skip",
         batch_size: int = 32,
         num_workers: int = 4,
@@ -242,12 +247,48 @@ class OddOneOutDataModule(_ActionDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         self.save_hyperparameters()
+        if on_device and not frame_store:
+            raise ValueError("on_device needs a frame_store (zoo prepare)")
+        self.bank = None
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         q = dict(elements=hp.elements, frames=hp.frames, strategy=hp.strategy, window_factor=hp.window_factor)
         self.train_set = OddOneOutQuestions(train=True, repeats=hp.repeats, **q, **self._common())
         self.val_set = OddOneOutQuestions(train=False, repeats=hp.val_repeats, **q, **self._common())
+        if hp.on_device:
+            self.train_items = self.train_set.items
+            self.train_set = _VideoIndices(len(self.train_items), hp.repeats)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        if not (self.hparams.on_device and "video" in batch):
+            return batch
+        from datamodules.frame_bank import FrameBank, sample_questions
+
+        hp = self.hparams
+        device = batch["video"].device
+        if self.bank is None:
+            self.bank = FrameBank(hp.frame_store, [rel for rel, _ in self.train_items], device)
+        questions, odd, _ = sample_questions(
+            self.bank, batch["video"], hp.elements, hp.frames, hp.strategy, hp.window_factor
+        )
+        flip = torch.rand(len(odd), device=device) < 0.5  # one flip per question
+        questions = torch.where(flip[:, None, None, None, None, None], questions.flip(-1), questions)
+        return {"question": questions, "label": odd}
+
+
+class _VideoIndices(torch.utils.data.Dataset):
+    """``{"video": i}`` for each of ``n`` videos, ``repeats`` times: what the loader ships when questions are
+    built on the device."""
+
+    def __init__(self, n: int, repeats: int) -> None:
+        self.n, self.repeats = n, repeats
+
+    def __len__(self) -> int:
+        return self.n * self.repeats
+
+    def __getitem__(self, index: int) -> dict[str, int]:
+        return {"video": index % self.n}
 
 
 class ActionClipsDataModule(_ActionDataModule):

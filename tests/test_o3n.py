@@ -228,3 +228,49 @@ def test_finetuning_from_o3n_beats_random_initialisation(pretrained_o3n, synth_u
         assert "val/clip_acc" in trainer.callback_metrics
     print(f"video-level accuracy after fine-tuning: {scores}")
     assert scores["o3n"] > scores["random"], scores
+
+
+@pytest.mark.parametrize("strategy", ["consecutive", "constrained", "random"])
+def test_questions_built_on_the_device_follow_the_same_rules(strategy, tmp_path):
+    from datamodules.frame_bank import FrameBank, sample_questions
+
+    store, rng = tmp_path / "store", np.random.default_rng(0)
+    lengths = [12, 30, 7]
+    for i, n in enumerate(lengths):
+        (store / "A").mkdir(parents=True, exist_ok=True)
+        np.save(store / "A" / f"v{i}.avi.npy", rng.integers(0, 256, (n, 4, 5, 3), dtype=np.uint8))
+    bank = FrameBank(store, [f"A/v{i}.avi" for i in range(3)])
+    videos = torch.tensor([0, 1, 2] * 100)
+    questions, odd, idx = sample_questions(bank, videos, elements=6, frames=6, strategy=strategy)
+    assert questions.shape == (300, 6, 6, 3, 4, 5) and idx.shape == (300, 6, 6)
+    for q in range(300):
+        rows = idx[q].numpy()
+        assert [k for k, r in enumerate(rows) if (np.diff(r) <= 0).any()] == [int(odd[q])]
+        assert len(set(rows[int(odd[q])].tolist())) == 6
+        n = lengths[int(videos[q])]
+        assert rows.min() >= 0 and rows.max() < n
+        in_order = np.sort(rows, axis=1)
+        if strategy == "consecutive":
+            assert (np.diff(in_order, axis=1) == 1).all()
+        if strategy == "constrained":
+            assert (in_order[:, -1] - in_order[:, 0] <= 8).all()
+        frames = np.load(store / "A" / f"v{int(videos[q])}.avi.npy")
+        np.testing.assert_array_equal(questions[q].permute(0, 1, 3, 4, 2).numpy(), frames[rows])
+    assert np.bincount(odd.numpy(), minlength=6).min() > 25
+
+
+def test_pretraining_with_questions_built_on_the_device(synth_ucf101, tmp_path):
+    items = [it for train in (True, False) for it in read_action_split("ucf101", synth_ucf101, 1, train)[1]]
+    store = tmp_path / "store"
+    prepare_frame_store([rel for rel, _ in items], synth_ucf101, store, size=(64, 80), workers=2)
+    dm = OddOneOutDataModule(
+        str(synth_ucf101), frame_store=str(store), on_device=True, size=(64, 80), batch_size=16, num_workers=0,
+        strategy="consecutive",
+    )
+    model = zoo.create_model("o3n_tiny", **BRANCH)
+    trainer = build_trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=2, loggers="", logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, dm)
+    assert dm.bank is not None and dm.bank.frames.shape[1:] == (64, 80, 3)
+    assert len(dm.bank.lengths) == len(dm.train_items) and trainer.global_step == 4
+    assert "val/acc" in trainer.callback_metrics
