@@ -26,7 +26,7 @@ training and evaluation (LightningCLI; `zoo fit --help` lists every option):
 models and data:
   list       models and their named checkpoints:  zoo list [PATTERN] [--pretrained]
   info       one model or checkpoint:             zoo info NAME
-  synth      synthetic videos in a real format:   zoo synth --format otb|alov|ucf101 --out DIR
+  synth      synthetic videos in a real format:   zoo synth --format otb|otb99lang|alov|ucf101 --out DIR
   prepare    a low-resolution frame store (O3N):  zoo prepare ucf101|hmdb51 --root DIR --out STORE
 
 benchmarks:

@@ -16,10 +16,10 @@ from datamodules.synthetic.generator import (
     SyntheticVideo,
     generate_video,
 )
-from datamodules.synthetic.writers import write_alov, write_otb, write_ucf101
+from datamodules.synthetic.writers import write_alov, write_otb, write_otb99lang, write_ucf101
 from zoo.errors import DatasetError
 
-WRITERS = {"otb": write_otb, "alov": write_alov, "ucf101": write_ucf101}
+WRITERS = {"otb": write_otb, "otb99lang": write_otb99lang, "alov": write_alov, "ucf101": write_ucf101}
 
 
 def generate_videos(num_videos: int, seed: int = 0, cfg: SynthConfig | None = None, action: bool = False):
@@ -40,7 +40,7 @@ def synthesize(
     cfg: SynthConfig | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``num_videos`` synthetic videos in format ``fmt`` (otb, alov, ucf101) to ``out``.
+    """Write ``num_videos`` synthetic videos in format ``fmt`` (otb, otb99lang, alov, ucf101) to ``out``.
 
     The dataset is written beside ``out`` and moved into place at the end, so ``out`` never holds half
     a dataset. An existing non-empty ``out`` is an error unless ``overwrite``.

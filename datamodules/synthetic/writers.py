@@ -63,6 +63,19 @@ def write_otb(videos: Iterable[SyntheticVideo], out: Path) -> list[str]:
     return names
 
 
+def write_otb99lang(videos: Iterable[SyntheticVideo], out: Path, train_fraction: float = 0.5) -> list[str]:
+    """OTB99-lang layout: the OTB sequences under ``OTB_videos`` and the target's sentence as the query, the
+    first ``train_fraction`` of the videos in ``OTB_query_train``, the rest in ``OTB_query_test``."""
+    videos = list(videos)
+    names = write_otb(videos, out / "OTB_videos")
+    n_train = int(round(train_fraction * len(videos)))
+    for i, (video, name) in enumerate(zip(videos, names)):
+        folder = out / ("OTB_query_train" if i < n_train else "OTB_query_test")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.txt").write_text(video.target.sentence + "\n")
+    return names
+
+
 def alov_category(video: SyntheticVideo) -> str:
     return f"{video.label + 1:02d}-{UCF_CLASSES[video.label]}"
 

@@ -1,0 +1,124 @@
+"""Language tracking parts: tokenizer, vocabulary and word vectors on real sentences, dynamic filters,
+grouped correlation, overlap labels, the box from a response, and the OTB99-lang layout."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.otb99lang import OTB99LangDataModule, read_queries
+from datamodules.synthetic import SynthConfig, synthesize
+from zoo.errors import DatasetError
+from zoo.lang_tracker.labels import box_from_response, iou_map, overlap_labels
+from zoo.nn.dynamic import DynamicFilter, correlate, spatial_map
+from zoo.nn.text import SentenceEncoder, Vocabulary, tokenize, word_vectors
+
+
+def test_tokenizer_follows_the_official_rules():
+    assert tokenize("The man in a red shirt.") == ["the", "man", "in", "a", "red", "shirt"]
+    assert tokenize("  man, walking left ") == ["man", ", ", "walking", "left"]  # separators stay as split
+    assert tokenize("car's front.") == ["car", "'", "s", "front"]
+    assert tokenize("") == [] and tokenize(" . ") == []
+    vocab = Vocabulary.build(["the man walking", "a red car"])
+    ids = vocab.encode("the red man jumping", length=6)
+    assert ids[:2] == [0, 0] and ids[2:] == [vocab.index["the"], vocab.index["red"], vocab.index["man"], 1]
+    assert len(vocab.encode(" ".join(["man"] * 30))) == 20  # the first 20 tokens
+
+
+def _a2d_sentences(shared) -> list[str]:
+    with open(shared / "a2d" / "a2d_annotation.txt", newline="") as f:
+        return [row["query"] for row in csv.DictReader(f)]
+
+
+def test_word_vectors_on_real_a2d_sentences(shared, tmp_path):
+    from gensim.test.utils import datapath
+
+    sentences = _a2d_sentences(shared)
+    assert len(sentences) == 6655
+    vocab = Vocabulary.build(sentences)
+    assert 1000 < len(vocab) < 10000 and vocab.words[:2] == ["<pad>", "<unk>"]
+    weights, found = word_vectors(vocab, datapath("lee_fasttext.vec"), binary=False)
+    assert weights.shape == (len(vocab), 10) and 100 < found < len(vocab) - 2
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors.load_word2vec_format(datapath("lee_fasttext.vec"))
+    assert np.allclose(weights[vocab.index["man"]].numpy(), kv["man"])
+    assert torch.all(weights[0] == 0)  # <pad>
+    encoder = SentenceEncoder(len(vocab), embed_dim=10, hidden=16, embeddings=weights)
+    tokens = torch.tensor([vocab.encode(s) for s in sentences[:4]])
+    states, last = encoder(tokens)
+    assert states.shape == (4, 20, 16) and torch.equal(last, states[:, -1])
+    vocab.save(tmp_path / "vocab.json")
+    assert Vocabulary.load(tmp_path / "vocab.json").words == vocab.words
+    with pytest.raises(DatasetError, match="vectors not found"):
+        word_vectors(vocab, tmp_path / "GoogleNews-vectors-negative300.bin")
+
+
+def test_empty_and_unknown_sentences(caplog):
+    vocab = Vocabulary.build(["a red car"])
+    with pytest.raises(DatasetError, match="query.txt: empty sentence"):
+        vocab.encode(" . ", source="query.txt")
+    with caplog.at_level(logging.WARNING):
+        ids = vocab.encode("zebra xylophone", source="q2.txt")
+    assert ids[-2:] == [1, 1] and "q2.txt: no word" in caplog.text
+
+
+def test_dynamic_filter_shapes_and_correlation_equals_a_loop():
+    g = torch.Generator().manual_seed(0)
+    features, text = torch.randn(3, 520, 16, 16, generator=g), torch.randn(3, 1000, generator=g)
+    dyn = DynamicFilter(1000, 520)
+    assert dyn.filters(text).shape == (3, 520, 1, 1)
+    response = dyn(features, text)
+    assert response.shape == (3, 1, 16, 16)
+    torch.testing.assert_close(response[:, 0], (features * dyn.filters(text)).sum(1), rtol=1e-4, atol=1e-4)
+    search = torch.randn(4, 768, 44, 44, generator=g, dtype=torch.float64)
+    template = torch.randn(4, 768, 11, 11, generator=g, dtype=torch.float64)
+    out = correlate(search, template)
+    assert out.shape == (4, 1, 34, 34)
+    for b in range(4):
+        one = torch.nn.functional.conv2d(search[b : b + 1], template[b : b + 1])
+        torch.testing.assert_close(out[b : b + 1], one)
+    s = spatial_map(16, 16)
+    assert s.shape == (8, 16, 16) and s[0, 0, 0] == -1 and s[2, 0, -1] == 1 and s[6, 3, 3] == 1 / 16
+
+
+def test_overlap_labels():
+    target = np.array([40.0, 24.0, 20.0, 20.0])  # centre (50, 34): cell (3, 5) of a stride-8 map starting at 10
+    ious = iou_map((11, 11), stride=8, offset=10, box_wh=(20, 20), target=target)
+    assert ious.shape == (11, 11) and ious[3, 5] == pytest.approx(1.0)
+    assert ious[3, 6] == pytest.approx(12 * 20 / (2 * 400 - 12 * 20))  # shifted by 8 px: overlap 12 x 20
+    labels, weights = overlap_labels(ious)
+    assert labels[3, 5] == 1 and labels[3, 6] == 0
+    assert weights[labels == 1].sum() == pytest.approx(0.5) and weights[ious <= 0.3].sum() == pytest.approx(0.5)
+    assert (weights[(ious > 0.3) & (ious < 0.7)] == 0).all()
+
+
+def test_box_from_response_takes_the_largest_region():
+    r = np.zeros((16, 16))
+    r[2:4, 2:4] = 1.0  # small, highest
+    r[8:14, 5:12] = 0.8  # large, above half the maximum
+    r[0, 15] = 0.3  # below half
+    np.testing.assert_array_equal(box_from_response(r), [5, 8, 7, 6])
+
+
+def test_synthetic_otb99lang_layout_and_split(tmp_path):
+    cfg = SynthConfig(height=64, width=80, num_frames=6, min_size=5, max_size=10)
+    root = synthesize("otb99lang", tmp_path / "lang", num_videos=4, seed=0, cfg=cfg)
+    train, test = read_queries(root, "train"), read_queries(root, "test")
+    assert sorted(train) == ["Synth0000", "Synth0001"] and sorted(test) == ["Synth0002", "Synth0003"]
+    assert all(s.startswith("the ") for s in test.values())
+    dm = OTB99LangDataModule(str(root), split="test", subset="folders", batch_size=2)
+    dm.setup("test")
+    item = dm.test_set[0]
+    assert item["name"] == "Synth0002" and item["sentence"] == test["Synth0002"] and len(item["frames"]) == 6
+    (root / "OTB_query_test" / "Synth0003.txt").write_text("  \n")
+    with pytest.raises(DatasetError, match=r"Synth0003.txt: empty query"):
+        read_queries(root, "test")
+    (root / "OTB_query_test" / "Synth0003.txt").write_text("the dog\n")
+    (root / "OTB_query_test" / "Synth0009.txt").write_text("a ghost\n")
+    with pytest.raises(DatasetError, match="1 sequences with a query have no frames: Synth0009"):
+        OTB99LangDataModule(str(root), split="test", subset="folders").setup("test")
