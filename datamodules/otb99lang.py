@@ -12,7 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+import torch
+
+from datamodules.base import ZooDataModule
 from datamodules.otb import OTBDataModule, OTBSequences, lookup
+from datamodules.video import read_rgb
 from zoo.errors import DatasetError
 
 VIDEOS_DIR = "OTB_videos"
@@ -76,3 +82,72 @@ class OTB99LangDataModule(OTBDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.test_set = OTB99LangSequences(self.root, self.split, self.allow_missing, self.subset)
+
+
+class GroundingFrames(torch.utils.data.Dataset):
+    """Frames of OTB99-lang sequences with the target visible, for the lingual network:
+    ``{"image": uint8 (3, S, S), "box": x1 y1 x2 y2 in input pixels, "sentence": str}``; every ``step``-th frame
+    (``first_only``: the first frame, which the sentence describes)."""
+
+    def __init__(self, sequences: OTB99LangSequences, input_size: int = 512, step: int = 1, first_only: bool = False):
+        self.input_size = input_size
+        self.items: list[tuple[str, np.ndarray, str]] = []
+        for i in range(len(sequences)):
+            seq = sequences[i]
+            boxes = seq["boxes"].numpy()
+            frames = [0] if first_only else range(0, len(seq["frames"]), step)
+            for t in frames:
+                if t < len(boxes) and np.isfinite(boxes[t]).all() and (boxes[t][2:] > 0).all():
+                    self.items.append((seq["frames"][t], boxes[t], seq["sentence"]))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, box, sentence = self.items[index]
+        image = read_rgb(path)
+        s = self.input_size
+        h, w = image.shape[:2]
+        resized = cv2.resize(image, (s, s), interpolation=cv2.INTER_LINEAR)
+        scale = np.array([s / w, s / h, s / w, s / h])
+        xyxy = np.concatenate([box[:2], box[:2] + box[2:]]) * scale
+        return {
+            "image": torch.from_numpy(resized).permute(2, 0, 1).contiguous(),
+            "box": torch.from_numpy(xyxy).float(),
+            "frame_box": torch.from_numpy(box).float(),
+            "sentence": sentence,
+        }
+
+
+class GroundingDataModule(ZooDataModule):
+    """Training frames of the ``train`` split and validation first frames of the ``test`` split, for the
+    lingual specification network (Model I)."""
+
+    def __init__(
+        self,
+        root: str,
+        subset: str = "otb100",
+        input_size: int = 512,
+        step: int = 1,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.save_hyperparameters()
+
+    def train_sentences(self) -> list[str]:
+        return list(read_queries(self.hparams.root, "train").values())
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        train = OTB99LangSequences(hp.root, "train", allow_missing=True, subset=hp.subset)
+        test = OTB99LangSequences(hp.root, "test", allow_missing=True, subset=hp.subset)
+        self.train_set = GroundingFrames(train, hp.input_size, hp.step)
+        self.val_set = GroundingFrames(test, hp.input_size, first_only=True)
+
+    def train_dataloader(self):  # noqa: ANN201
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self):  # noqa: ANN201
+        return self._loader(self.val_set, train=False)

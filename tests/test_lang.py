@@ -122,3 +122,99 @@ def test_synthetic_otb99lang_layout_and_split(tmp_path):
     (root / "OTB_query_test" / "Synth0009.txt").write_text("a ghost\n")
     with pytest.raises(DatasetError, match="1 sequences with a query have no frames: Synth0009"):
         OTB99LangDataModule(str(root), split="test", subset="folders").setup("test")
+
+
+def test_lingual_network_shapes_at_the_faithful_size():
+    import zoo
+
+    net = zoo.create_model("lingual_vgg16", pretrained_backbone=False, vocab=["red", "circle"]).eval()
+    assert net.filter.fc.out_features == 512 + 8 and net.text.hidden == 1000
+    images = torch.zeros(1, 3, 512, 512, dtype=torch.uint8)
+    with torch.no_grad():
+        response = net(images, net.tokens(["the red circle"]))
+    assert response.shape == (1, 1, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def synth_lang(tmp_path_factory):
+    cfg = SynthConfig(height=96, width=128, num_frames=16, min_size=8, max_size=14)
+    return synthesize("otb99lang", tmp_path_factory.mktemp("lang") / "otb99lang", num_videos=24, seed=7, cfg=cfg)
+
+
+def test_vocabulary_comes_from_the_training_sentences_and_is_saved(synth_lang, tmp_path):
+    import zoo
+    from datamodules.otb99lang import GroundingDataModule
+    from zoo.trainer import build_trainer
+
+    dm = GroundingDataModule(str(synth_lang), subset="folders", input_size=64, step=4, batch_size=8, num_workers=0)
+    model = zoo.create_model("lingual_tiny")
+    trainer = build_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, loggers="", logger=False,
+                            default_root_dir=str(tmp_path), enable_progress_bar=False)
+    trainer.fit(model, dm)
+    words = set(Vocabulary.build(dm.train_sentences()).words)
+    assert set(model.vocab.words) == words and "circle" in words | {"square", "triangle", "diamond"}
+    loaded = zoo.load(checkpoint_path=trainer.checkpoint_callback.last_model_path)
+    assert loaded.vocab.words == model.vocab.words
+    torch.testing.assert_close(loaded.text.embed.weight, model.text.embed.weight)
+
+
+@pytest.fixture(scope="module")
+def trained_model_one(tmp_path_factory):
+    """The lingual network (Model I) trained on the training split of a synthetic OTB99-lang."""
+    import pytorch_lightning as pl
+
+    import zoo
+    from datamodules.otb99lang import GroundingDataModule
+    from zoo.trainer import build_trainer
+
+    cfg = SynthConfig(height=96, width=128, num_frames=16, min_size=8, max_size=14)
+    root = synthesize("otb99lang", tmp_path_factory.mktemp("lang") / "lang", num_videos=120, seed=5, cfg=cfg)
+    pl.seed_everything(0)
+    dm = GroundingDataModule(str(root), subset="folders", input_size=128, step=4, batch_size=16, num_workers=2)
+    model = zoo.create_model("lingual_tiny")
+    trainer = build_trainer(max_epochs=8, loggers="", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False)
+    trainer.fit(model, dm)
+    return model.eval(), root, dm
+
+
+def test_model_one_grounds_held_out_sentences(trained_model_one):
+    """Trained on the training split, Model I finds the target of unseen test sentences on their first frames
+    far better than a random box of the usual size."""
+    from datamodules.video import read_rgb
+    from zoo.metrics.otb import iou
+
+    model, _, dm = trained_model_one
+    frames = [read_rgb(path) for path, _, _ in dm.val_set.items]
+    truth = torch.tensor(np.stack([box for _, box, _ in dm.val_set.items]))
+    found = iou(torch.from_numpy(model.ground(frames, [s for _, _, s in dm.val_set.items])), truth).mean().item()
+    rng = np.random.default_rng(0)
+    size = np.stack([box for _, box, _ in dm.train_set.items])[:, 2:].mean(0)
+    chance = np.mean([
+        iou(torch.tensor([[rng.uniform(0, 128 - size[0]), rng.uniform(0, 96 - size[1]), *size]] * len(truth)),
+            truth).mean().item()
+        for _ in range(200)
+    ])
+    print(f"first-frame grounding on {len(truth)} held-out sequences: mean IoU {found:.3f}, random box {chance:.3f}")
+    assert found > 0.15 and found > 4 * chance
+
+
+def test_model_one_benchmarks_from_sentences_alone_in_lockstep(trained_model_one, tmp_path):
+    from zoo.benchmark.runner import benchmark_otb
+
+    model, root, _ = trained_model_one
+    names = ["Synth0060", "Synth0061", "Synth0062", "Synth0063"]
+    for q in (root / "OTB_query_test").glob("*.txt"):
+        if q.stem not in names:
+            q.unlink()  # a short benchmark: four test sequences
+    one = benchmark_otb(model, root, tmp_path / "one", subset="folders", dataset="otb99lang", name="m1",
+                        enable_progress_bar=False)["m1"]
+    four = benchmark_otb(model, root, tmp_path / "four", subset="folders", dataset="otb99lang", name="m1",
+                         batch_size=4, enable_progress_bar=False)["m1"]
+    assert sorted(one["seq_wise"]) == names
+    assert one["overall"]["success_score"] == pytest.approx(four["overall"]["success_score"], abs=1e-9)
+    for name in names:
+        a = (tmp_path / "one" / "results" / "m1" / f"{name}.txt").read_text()
+        assert a == (tmp_path / "four" / "results" / "m1" / f"{name}.txt").read_text()
+    with pytest.raises(DatasetError, match="tracks from a sentence"):
+        benchmark_otb(model, root / "OTB_videos", tmp_path / "otb", subset="folders", enable_progress_bar=False)

@@ -31,6 +31,7 @@ models and data:
 
 benchmarks:
   benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
+             a language tracker on OTB99-lang:    zoo benchmark otb99lang --checkpoint CKPT --root DIR
              score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
 
 environment: ZOO_HOME (checkpoint cache, default ~/.cache/zoo), ZOO_OFFLINE=1 (never download),
@@ -45,6 +46,7 @@ def _import_components() -> None:
     import datamodules.alov  # noqa: F401
     import datamodules.odd_one_out  # noqa: F401
     import datamodules.otb  # noqa: F401
+    import datamodules.otb99lang  # noqa: F401
     import datamodules.ucf101  # noqa: F401
     import zoo.models  # noqa: F401
 
@@ -225,7 +227,8 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
     from zoo.metrics.otb import CONVENTIONS
 
     p = argparse.ArgumentParser(prog="zoo benchmark", description="Benchmark trackers (OTB one-pass evaluation).")
-    p.add_argument("dataset", choices=["otb"])
+    p.add_argument("dataset", choices=["otb", "otb99lang"])
+    p.add_argument("--split", default="test", choices=["train", "test"], help="OTB99-lang split (default test)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="registered model name (arch or arch.tag) to run")
     src.add_argument("--checkpoint", help="a checkpoint file to run (zoo.load(checkpoint_path=...))")
@@ -278,7 +281,7 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
             model = model.tracker(flow=True)
         performance = benchmark_otb(
             model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size,
-            name=a.name, devices=devices,
+            name=a.name, devices=devices, dataset=a.dataset, split=a.split,
         )
         if performance is None:
             return 0

@@ -1,6 +1,7 @@
 """Imports every built-in architecture so that its ``@register_model`` builders run."""
 
 import zoo.baseline  # noqa: F401
+import zoo.lang_tracker  # noqa: F401
 import zoo.o3n  # noqa: F401
 import zoo.sint  # noqa: F401
 import zoo.tracking  # noqa: F401

@@ -20,8 +20,10 @@ import pytorch_lightning as pl
 import torch
 
 from datamodules.otb import OTBDataModule, format_boxes, read_boxes
+from datamodules.otb99lang import VIDEOS_DIR, OTB99LangDataModule
 from datamodules.video import read_rgb
 from zoo.benchmark.otb import score_results, write_report
+from zoo.errors import DatasetError
 from zoo.hub import atomic_write_bytes
 from zoo.metrics.otb import OTBMetrics, get_convention
 from zoo.tracking.base import Tracker, as_tracker
@@ -73,12 +75,18 @@ class TrackerBenchmark(pl.LightningModule):
         frames = [s["frames"][o:] for s, o in zip(seqs, omits)]
         first = [s["boxes"][o].numpy().astype(np.float64) for s, o in zip(seqs, omits)]
         images = [read_rgb(f[0]) for f in frames]
+        language = getattr(self.tracker, "needs_sentence", False)
+        if language and any("sentence" not in s for s in seqs):
+            raise DatasetError(f"{self.tracker.name} tracks from a sentence: benchmark it on OTB99-lang")
         _sync()
         t0 = time.perf_counter()
-        self.tracker.init_batch(images, first)
+        if language:
+            initial = self.tracker.init_batch(images, first, sentences=[s["sentence"] for s in seqs])
+        else:
+            initial = self.tracker.init_batch(images, first)
         _sync()
         dt = (time.perf_counter() - t0) / len(seqs)
-        boxes = [[b] for b in first]
+        boxes = [[b] for b in (first if initial is None else initial)]
         times = [[dt] for _ in seqs]
         for t in range(1, max(len(f) for f in frames)):
             images = [read_rgb(f[t]) if t < len(f) else None for f in frames]
@@ -129,10 +137,15 @@ def benchmark_otb(
     names: list[str] | None = None,
     batch_size: int = 1,
     name: str | None = None,
+    dataset: str = "otb",
+    split: str = "test",
     **trainer_kwargs: Any,
 ) -> dict[str, Any] | None:
     """Track ``subset`` of the OTB dataset at ``root`` and score it; returns ``{name: performance}``
-    on rank 0. Results go to ``out_dir/results/<name>/``, the report to ``out_dir/reports/<name>/``."""
+    on rank 0. Results go to ``out_dir/results/<name>/``, the report to ``out_dir/reports/<name>/``.
+
+    ``dataset="otb99lang"``: the ``split`` sequences of OTB99-lang at ``root``, each with its sentence, which
+    a language tracker gets at the start (``names`` is then the split's sequences)."""
     from zoo.trainer import build_trainer
 
     tracker = as_tracker(model)
@@ -140,7 +153,15 @@ def benchmark_otb(
     out_dir = Path(out_dir)
     results_dir = out_dir / "results" / name
     module = TrackerBenchmark(tracker, results_dir, convention)
-    datamodule = OTBDataModule(str(root), subset, allow_missing, names, batch_size=batch_size)
+    if dataset == "otb99lang":
+        datamodule = OTB99LangDataModule(str(root), split, subset, allow_missing, batch_size=batch_size)
+        datamodule.setup("test")
+        names = [info.name for info in datamodule.test_set.infos]
+        root = Path(root) / VIDEOS_DIR
+    elif dataset == "otb":
+        datamodule = OTBDataModule(str(root), subset, allow_missing, names, batch_size=batch_size)
+    else:
+        raise DatasetError(f"unknown tracking benchmark {dataset!r}; choose otb or otb99lang")
     defaults = dict(
         loggers="", enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(out_dir), logger=False
     )

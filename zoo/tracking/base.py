@@ -23,6 +23,7 @@ class Tracker(ABC):
     """``init(image, box)``, ``update(image) -> box``; boxes are ``np.ndarray`` ``(x, y, w, h)``."""
 
     name: str = "tracker"
+    needs_sentence: bool = False  # language trackers: init_batch gets ``sentences``
 
     @abstractmethod
     def init(self, image: np.ndarray, box: np.ndarray) -> None: ...
@@ -30,8 +31,11 @@ class Tracker(ABC):
     @abstractmethod
     def update(self, image: np.ndarray) -> np.ndarray: ...
 
-    def init_batch(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> None:
-        """Start one tracking state per sequence."""
+    def init_batch(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], sentences: Sequence[str] | None = None
+    ) -> list[np.ndarray] | None:
+        """Start one tracking state per sequence. Language trackers also get ``sentences`` and may return their
+        own first-frame boxes (used in place of the given ones when they are ``None``)."""
         self._states = []
         for image, box in zip(images, boxes):
             state = copy.copy(self)
