@@ -141,18 +141,20 @@ class LingualSpecification(ZooModule):
         return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
 
     @torch.no_grad()
-    def ground(self, frames: list[np.ndarray], sentences: list[str]) -> np.ndarray:
-        """Boxes (N, 4: x, y, w, h in frame pixels) of the sentences in RGB frames of any size."""
-        s = self.hparams.input_size
-        images = torch.stack([
-            F.interpolate(torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float(), size=(s, s),
-                          mode="bilinear", align_corners=False)[0].clamp(0, 255).to(torch.uint8)
+    def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False) -> np.ndarray:
+        """Boxes (N, 4: x, y, w, h in frame pixels) of the sentences in RGB frames of any size, in one forward
+        pass (``amp``: bf16 autocast)."""
+        s, device = self.hparams.input_size, self.mean.device
+        images = torch.cat([
+            F.interpolate(torch.from_numpy(np.ascontiguousarray(f)).to(device).permute(2, 0, 1)[None].float(),
+                          size=(s, s), mode="bilinear", align_corners=False).clamp_(0, 255).to(torch.uint8)
             for f in frames
-        ]).to(self.mean.device)
-        response = torch.sigmoid(self(images, self.tokens(sentences)))
-        up = F.interpolate(response, size=(s, s), mode="bilinear", align_corners=False)[:, 0]
+        ])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = self(images, self.tokens(sentences))
+        up = F.interpolate(torch.sigmoid(logits.float()), size=(s, s), mode="bilinear", align_corners=False)[:, 0]
         boxes = []
-        for r, f in zip(up, frames):
+        for r, f in zip(up.cpu(), frames):
             x, y, w, h = box_from_response(r)
             sx, sy = f.shape[1] / s, f.shape[0] / s
             boxes.append([x * sx, y * sy, w * sx, h * sy])

@@ -16,9 +16,10 @@ class LingualTracker(Tracker):
 
     needs_sentence = True
 
-    def __init__(self, model, name: str | None = None) -> None:  # noqa: ANN001
+    def __init__(self, model, name: str | None = None, amp: bool | None = None) -> None:  # noqa: ANN001
         self.model = model.eval()
         self.name = name or "LangModelI"
+        self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.sentences: list[str] = []
 
     def init(self, image: np.ndarray, box: np.ndarray | None = None, sentence: str | None = None) -> np.ndarray:
@@ -36,13 +37,13 @@ class LingualTracker(Tracker):
         if sentences is None or len(sentences) != len(images) or not all(isinstance(s, str) for s in sentences):
             raise ValueError(f"{self.name} tracks from a sentence: give one per sequence")
         self.sentences = list(sentences)
-        return list(self.model.ground(list(images), self.sentences))
+        return list(self.model.ground(list(images), self.sentences, self.amp))
 
     def update_batch(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
         active = [k for k, image in enumerate(images) if image is not None]
         out: list[np.ndarray | None] = [None] * len(images)
         if active:
-            found = self.model.ground([images[k] for k in active], [self.sentences[k] for k in active])
+            found = self.model.ground([images[k] for k in active], [self.sentences[k] for k in active], self.amp)
             for k, box in zip(active, found):
                 out[k] = box
         return out

@@ -1,0 +1,57 @@
+"""Tracking speed of Model I (the lingual specification network on every frame), one sequence against many
+in lockstep, in one process: the lockstep form grounds all sentences in one forward pass.
+
+    python benchmarks/lang_fps.py [--device cuda] [--models lingual_vgg16,lingual_tiny] [--lockstep 16]
+
+Frames are synthetic 360x480 RGB (decoding excluded); CUDA is synchronised before each clock read; on the
+GPU the network runs in bf16 autocast. Frames per second count the frames of all sequences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from sint_fps import device_name, sync  # this folder is on sys.path when the script runs
+
+import zoo
+from datamodules.synthetic import SynthConfig, generate_video
+from zoo.nn.text import Vocabulary
+
+
+def track_fps(model, videos, frames: int, lockstep: int, device: str) -> float:  # noqa: ANN001
+    tracker = model.tracker()
+    seqs = videos[:lockstep]
+    tracker.init_batch([v.frames[0] for v in seqs], sentences=[v.target.sentence for v in seqs])
+    for t in range(1, 3):
+        tracker.update_batch([v.frames[t] for v in seqs])
+    sync(device)
+    start = time.perf_counter()
+    for t in range(frames):
+        tracker.update_batch([v.frames[3 + t % (len(v.frames) - 3)] for v in seqs])
+    sync(device)
+    return frames * len(seqs) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--models", default="lingual_vgg16,lingual_tiny")
+    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--lockstep", type=int, default=16)
+    a = p.parse_args()
+    cfg = SynthConfig(height=360, width=480, num_frames=12)
+    videos = [generate_video(3, i, cfg) for i in range(a.lockstep)]
+    vocab = Vocabulary.build(v.target.sentence for v in videos).words[2:]
+    print(f"device: {device_name(a.device)}; torch {torch.__version__}")
+    print(f"{'model':16s} {'1 sequence fps':>15s} {f'{a.lockstep} in lockstep fps':>22s} {'ratio':>7s}")
+    for name in a.models.split(","):
+        model = zoo.create_model(name, pretrained_backbone=False, vocab=vocab).to(a.device).eval()
+        single = track_fps(model, videos, a.frames, 1, a.device)
+        many = track_fps(model, videos, max(a.frames // 4, 2), a.lockstep, a.device)
+        print(f"{name:16s} {single:15.1f} {many:22.1f} {many / single:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
