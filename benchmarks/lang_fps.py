@@ -1,7 +1,9 @@
-"""Tracking speed of Model I (the lingual specification network on every frame), one sequence against many
-in lockstep, in one process: the lockstep form grounds all sentences in one forward pass.
+"""Tracking speed of the language trackers' networks, one sequence against many in lockstep, in one process:
+Model I (``lingual_*``: the sentence grounded in every frame, all sequences in one forward pass) and the
+visual specification network (``visual_*``, what Models II and III run per frame: 3 scales of every sequence
+in one forward pass).
 
-    python benchmarks/lang_fps.py [--device cuda] [--models lingual_vgg16,lingual_tiny] [--lockstep 16]
+    python benchmarks/lang_fps.py [--device cuda] [--models lingual_vgg16,lingual_tiny,visual_vgg16,visual_tiny]
 
 Frames are synthetic 360x480 RGB (decoding excluded); CUDA is synchronised before each clock read; on the
 GPU the network runs in bf16 autocast. Frames per second count the frames of all sequences.
@@ -23,7 +25,10 @@ from zoo.nn.text import Vocabulary
 def track_fps(model, videos, frames: int, lockstep: int, device: str) -> float:  # noqa: ANN001
     tracker = model.tracker()
     seqs = videos[:lockstep]
-    tracker.init_batch([v.frames[0] for v in seqs], sentences=[v.target.sentence for v in seqs])
+    if tracker.needs_sentence:
+        tracker.init_batch([v.frames[0] for v in seqs], sentences=[v.target.sentence for v in seqs])
+    else:
+        tracker.init_batch([v.frames[0] for v in seqs], [v.target.boxes[0] for v in seqs])
     for t in range(1, 3):
         tracker.update_batch([v.frames[t] for v in seqs])
     sync(device)
@@ -37,7 +42,7 @@ def track_fps(model, videos, frames: int, lockstep: int, device: str) -> float: 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--models", default="lingual_vgg16,lingual_tiny")
+    p.add_argument("--models", default="lingual_vgg16,lingual_tiny,visual_vgg16,visual_tiny")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--lockstep", type=int, default=16)
     a = p.parse_args()
@@ -47,7 +52,8 @@ def main() -> None:
     print(f"device: {device_name(a.device)}; torch {torch.__version__}")
     print(f"{'model':16s} {'1 sequence fps':>15s} {f'{a.lockstep} in lockstep fps':>22s} {'ratio':>7s}")
     for name in a.models.split(","):
-        model = zoo.create_model(name, pretrained_backbone=False, vocab=vocab).to(a.device).eval()
+        kwargs = {"vocab": vocab} if name.startswith("lingual") else {}
+        model = zoo.create_model(name, pretrained_backbone=False, **kwargs).to(a.device).eval()
         single = track_fps(model, videos, a.frames, 1, a.device)
         many = track_fps(model, videos, max(a.frames // 4, 2), a.lockstep, a.device)
         print(f"{name:16s} {single:15.1f} {many:22.1f} {many / single:7.2f}")

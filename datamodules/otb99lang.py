@@ -151,3 +151,77 @@ class GroundingDataModule(ZooDataModule):
 
     def val_dataloader(self):  # noqa: ANN201
         return self._loader(self.val_set, train=False)
+
+
+class TrackingPairs(torch.utils.data.Dataset):
+    """Frame pairs of one sequence for the visual network: ``{"exemplar": uint8 (3, E, E) (``exemplar_context``
+    times the target at frame t), "search": uint8 (3, S, S) (``search_context`` times the target's size at t,
+    around its centre at t + gap, shifted at random), "box": x, y, w, h of the target in search pixels}``."""
+
+    def __init__(self, sequences: OTBSequences, exemplar_size: int = 264, search_size: int = 352,
+                 exemplar_context: float = 3.0, search_context: float = 4.0, max_gap: int = 10, max_shift: float = 0.2,
+                 deterministic: bool = False) -> None:
+        self.seqs = [sequences[i] for i in range(len(sequences))]
+        self.items = [(s, t) for s, seq in enumerate(self.seqs) for t in range(len(seq["frames"]) - 1)
+                      if _valid(seq["boxes"][t].numpy())]
+        self.e, self.s, self.ec, self.sc = exemplar_size, search_size, exemplar_context, search_context
+        self.max_gap, self.max_shift, self.deterministic = max_gap, max_shift, deterministic
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from zoo.lang_tracker.crops import crop_region
+
+        rng = np.random.default_rng(index if self.deterministic else int(torch.randint(2**31, ())))
+        s, t = self.items[index]
+        seq = self.seqs[s]
+        boxes = seq["boxes"].numpy()
+        later = [u for u in range(t + 1, min(t + self.max_gap, len(boxes) - 1) + 1) if _valid(boxes[u])] or [t]
+        u = int(rng.choice(later))
+        a, b = boxes[t], boxes[u]
+        exemplar, _ = crop_region(read_rgb(seq["frames"][t]), a[:2] + a[2:] / 2, a[2:] * self.ec, self.e)
+        region = a[2:] * self.sc
+        centre = b[:2] + b[2:] / 2 + rng.uniform(-self.max_shift, self.max_shift, 2) * region / 2
+        search, (sx, sy) = crop_region(read_rgb(seq["frames"][u]), centre, region, self.s)
+        x0, y0 = centre - region / 2
+        box = np.array([(b[0] - x0) * sx, (b[1] - y0) * sy, b[2] * sx, b[3] * sy])
+        return {
+            "exemplar": torch.from_numpy(exemplar).permute(2, 0, 1).contiguous(),
+            "search": torch.from_numpy(search).permute(2, 0, 1).contiguous(),
+            "box": torch.from_numpy(box).float(),
+        }
+
+
+def _valid(box: np.ndarray) -> bool:
+    return bool(np.isfinite(box).all() and (box[2:] > 0).all())
+
+
+class TrackingPairsDataModule(ZooDataModule):
+    """Pairs from the ``train`` split for training and (fixed) from the ``test`` split for validation."""
+
+    def __init__(
+        self,
+        root: str,
+        subset: str = "otb100",
+        exemplar_size: int = 264,
+        search_size: int = 352,
+        max_gap: int = 10,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.save_hyperparameters()
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        kw = dict(exemplar_size=hp.exemplar_size, search_size=hp.search_size, max_gap=hp.max_gap)
+        self.train_set = TrackingPairs(OTB99LangSequences(hp.root, "train", True, hp.subset), **kw)
+        self.val_set = TrackingPairs(OTB99LangSequences(hp.root, "test", True, hp.subset), deterministic=True, **kw)
+
+    def train_dataloader(self):  # noqa: ANN201
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self):  # noqa: ANN201
+        return self._loader(self.val_set, train=False)

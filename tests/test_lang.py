@@ -218,3 +218,88 @@ def test_model_one_benchmarks_from_sentences_alone_in_lockstep(trained_model_one
         assert a == (tmp_path / "four" / "results" / "m1" / f"{name}.txt").read_text()
     with pytest.raises(DatasetError, match="tracks from a sentence"):
         benchmark_otb(model, root / "OTB_videos", tmp_path / "otb", subset="folders", enable_progress_bar=False)
+
+
+def test_visual_network_shapes_at_the_faithful_size():
+    import zoo
+
+    net = zoo.create_model("visual_vgg16", pretrained_backbone=False).eval()
+    exemplar = torch.zeros(2, 3, 264, 264, dtype=torch.uint8)
+    search = torch.zeros(2, 3, 352, 352, dtype=torch.uint8)
+    with torch.no_grad():
+        filters = net.filters(exemplar)
+        response = net.respond(filters, search)
+    assert filters.shape == (2, 768, 11, 11) and response.shape == (2, 1, 34, 34)
+
+
+def test_tracking_pairs_put_the_target_where_the_label_says(trained_model_one):
+    from datamodules.otb99lang import OTB99LangSequences, TrackingPairs
+
+    _, root, _ = trained_model_one
+    pairs = TrackingPairs(OTB99LangSequences(root, "train", subset="folders"), 96, 128, max_gap=3, deterministic=True)
+    item = pairs[5]
+    assert item["exemplar"].shape == (3, 96, 96) and item["search"].shape == (3, 128, 128)
+    x, y, w, h = item["box"].tolist()
+    assert 0 < w < 128 and 0 < h < 128 and abs((x + w / 2) - 64) <= 0.2 * 64 + 1e-6  # shifted at most 20 %
+
+
+@pytest.fixture(scope="module")
+def trained_visual(trained_model_one):
+    import pytorch_lightning as pl
+
+    import zoo
+    from datamodules.otb99lang import TrackingPairsDataModule
+    from zoo.trainer import build_trainer
+
+    _, root, _ = trained_model_one
+    pl.seed_everything(0)
+    dm = TrackingPairsDataModule(str(root), subset="folders", exemplar_size=96, search_size=128, max_gap=5,
+                                 batch_size=16, num_workers=2)
+    model = zoo.create_model("visual_tiny")
+    trainer = build_trainer(max_epochs=6, loggers="", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False)
+    trainer.fit(model, dm)
+    return model.eval()
+
+
+def test_visual_tracker_learns_and_tracks_in_lockstep(trained_model_one, trained_visual, tmp_path):
+    import zoo
+    from zoo.benchmark.runner import benchmark_otb
+
+    _, root, _ = trained_model_one
+    names = [f"Synth{i:04d}" for i in range(60, 80)]
+    kw = dict(subset="folders", names=names, enable_progress_bar=False)
+    scores = {}
+    for name, tracker in (("trained", trained_visual.tracker()),
+                          ("untrained", zoo.create_model("visual_tiny").tracker()),
+                          ("first_box", zoo.create_model("identity_tracker"))):
+        perf = benchmark_otb(tracker, root / "OTB_videos", tmp_path, name=name, batch_size=20, **kw)
+        scores[name] = perf[name]["overall"]["success_score"]
+    print(f"visual tracker AUC on 20 held-out sequences: {scores}")
+    assert scores["trained"] > scores["untrained"] + 0.1 and scores["trained"] > scores["first_box"]
+    single = benchmark_otb(trained_visual.tracker(), root / "OTB_videos", tmp_path / "single", name="trained",
+                           batch_size=1, **{**kw, "names": names[:3]})
+    for name in names[:3]:
+        a = (tmp_path / "single" / "results" / "trained" / f"{name}.txt").read_text()
+        assert a == (tmp_path / "results" / "trained" / f"{name}.txt").read_text()
+    assert single is not None
+
+
+def test_model_two_starts_from_the_grounded_box(trained_model_one, trained_visual, tmp_path):
+    """Model II: the sentence gives the first box (the lingual network's), then the visual network tracks."""
+    from datamodules.otb99lang import OTB99LangSequences
+    from datamodules.video import read_rgb
+    from zoo.lang_tracker import VisualTracker
+
+    model_one, root, _ = trained_model_one
+    seqs = OTB99LangSequences(root, "test", subset="folders")
+    items = [seqs[i] for i in range(4)]
+    firsts = [read_rgb(s["frames"][0]) for s in items]
+    tracker = VisualTracker(trained_visual, lingual=model_one)
+    assert tracker.needs_sentence and tracker.name == "LangModelII"
+    started = tracker.init_batch(firsts, sentences=[s["sentence"] for s in items])
+    np.testing.assert_allclose(np.stack(started), model_one.ground(firsts, [s["sentence"] for s in items]))
+    boxes = tracker.update_batch([read_rgb(s["frames"][1]) for s in items])
+    assert all(b.shape == (4,) and (b[2:] > 0).all() for b in boxes)
+    with pytest.raises(ValueError, match="tracks from a sentence"):
+        tracker.init_batch(firsts)

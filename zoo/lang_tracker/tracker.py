@@ -1,12 +1,16 @@
-"""Model I (Li et al., CVPR 2017, Sec. 4): the lingual specification network grounds the sentence in every
-frame; no box is needed, so many videos are tracked at once from their sentences alone."""
+"""The language trackers (Li et al., CVPR 2017, Sec. 4). Model I: the lingual specification network grounds
+the sentence in every frame; no box is needed, so many videos are tracked at once from their sentences
+alone. Model II: the sentence gives the first-frame box, then the visual specification network tracks."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from zoo.lang_tracker.crops import crop_region
 from zoo.tracking.base import Tracker
 
 
@@ -46,4 +50,98 @@ class LingualTracker(Tracker):
             found = self.model.ground([images[k] for k in active], [self.sentences[k] for k in active], self.amp)
             for k, box in zip(active, found):
                 out[k] = box
+        return out
+
+
+class VisualTracker(Tracker):
+    """The visual specification network as a tracker: the first-frame template is never updated; each frame
+    is searched at 3 scales around the previous box, non-unit scales are penalised, the best peak moves the
+    box and the size follows the best scale with smoothing (Sec. 3.2).
+
+    With ``lingual`` (a ``LingualSpecification``) it is Model II: the sentence gives the first-frame box.
+    Choice: SiamFC's scale step 1.0375, penalty 0.9745 and smoothing 0.59 stand in for the official values.
+    """
+
+    def __init__(self, model, lingual=None, scale_step: float = 1.0375, scale_penalty: float = 0.9745,  # noqa: ANN001
+                 scale_lr: float = 0.59, name: str | None = None, amp: bool | None = None) -> None:
+        self.model = model.eval()
+        self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
+        self.lingual = lingual.eval() if lingual is not None else None
+        self.needs_sentence = lingual is not None
+        self.scales = np.array([1 / scale_step, 1.0, scale_step])
+        self.penalty, self.scale_lr = scale_penalty, scale_lr
+        self.name = name or ("LangModelII" if lingual is not None else "VisualSpec")
+        self.filters: torch.Tensor | None = None
+        self.centres: list[np.ndarray] = []
+        self.sizes: list[np.ndarray] = []
+
+    def init(self, image: np.ndarray, box: np.ndarray | None = None, sentence: str | None = None) -> np.ndarray:
+        return self.init_batch([image], [box], None if sentence is None else [sentence])[0]
+
+    def update(self, image: np.ndarray) -> np.ndarray:
+        return self.update_batch([image])[0]
+
+    def _batch(self, crops: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous().to(self.model.mean.device)
+
+    @torch.no_grad()
+    def init_batch(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray | None] | None = None,
+        sentences: Sequence[str] | None = None,
+    ) -> list[np.ndarray]:
+        if self.lingual is not None:
+            if sentences is None:
+                raise ValueError(f"{self.name} tracks from a sentence: give one per sequence")
+            boxes = list(self.lingual.ground(list(images), list(sentences)))
+        if boxes is None or any(b is None for b in boxes):
+            raise ValueError(f"{self.name} needs a first-frame box (or a lingual network and sentences)")
+        boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
+        for b in boxes:
+            if not (np.isfinite(b).all() and b[2] > 0 and b[3] > 0):
+                raise ValueError(f"{self.name} needs an initial box of positive size, got {b.tolist()}")
+        hp = self.model.hparams
+        crops = [crop_region(im, b[:2] + b[2:] / 2, b[2:] * hp.exemplar_context, hp.exemplar_size)[0]
+                 for im, b in zip(images, boxes)]
+        with torch.autocast(self.model.mean.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            self.filters = self.model.filters(self._batch(crops))
+        self.centres = [b[:2] + b[2:] / 2 for b in boxes]
+        self.sizes = [b[2:].copy() for b in boxes]
+        return boxes
+
+    @torch.no_grad()
+    def update_batch(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+        hp = self.model.hparams
+        active = [k for k, image in enumerate(images) if image is not None]
+        out: list[np.ndarray | None] = [None] * len(images)
+        if not active:
+            return out
+        crops, regions = [], []
+        for k in active:
+            for s in self.scales:
+                region = self.sizes[k] * hp.search_context * s
+                crops.append(crop_region(images[k], self.centres[k], region, hp.search_size)[0])
+                regions.append(region)
+        n = len(self.scales)
+        filters = self.filters[active].repeat_interleave(n, 0)
+        with torch.autocast(self.model.mean.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            response = torch.sigmoid(self.model.respond(filters, self._batch(crops)).float())[:, 0]
+        cells = response.shape[-1]
+        up = cells * self.model.stride
+        fine = F.interpolate(response[:, None], size=(up, up), mode="bicubic", align_corners=True)[:, 0]
+        fine = fine.view(len(active), n, up, up).cpu().numpy()
+        penalty = np.where(self.scales == 1.0, 1.0, self.penalty)
+        offset, stride = self.model.cell_centres(cells)
+        for i, k in enumerate(active):
+            peaks = fine[i].reshape(n, -1).max(1) * penalty
+            best = int(np.argmax(peaks))
+            row, col = np.unravel_index(int(np.argmax(fine[i, best])), (up, up))
+            position = offset + np.array([col, row]) * (cells - 1) / (up - 1) * stride  # crop pixels
+            region = regions[i * n + best]
+            self.centres[k] = self.centres[k] + (position - hp.search_size / 2) * region / hp.search_size
+            self.sizes[k] = (1 - self.scale_lr) * self.sizes[k] + self.scale_lr * self.sizes[k] * self.scales[best]
+            h, w = images[k].shape[:2]
+            self.centres[k] = np.clip(self.centres[k], 0, [w, h])
+            out[k] = np.concatenate([self.centres[k] - self.sizes[k] / 2, self.sizes[k]])
         return out

@@ -1,0 +1,174 @@
+"""The visual specification network (Li et al., CVPR 2017, Sec. 3.2): a Siamese tracker whose dynamic filter is
+the target's own feature map. VGG16 conv1_1 .. relu4_3 with pool4 and pool5 removed (stride 8); pool3 and
+relu4_3 each L2-normalised over channels and concatenated (768 channels). The template, a crop of 3x the
+target resized to 264 x 264, gives the 11 x 11 x 768 filter (the target's cells); the search region, 4x the
+target at 352 x 352, is correlated with it per sample (a grouped convolution), and training uses a weighted
+sigmoid cross-entropy with labels from overlap maps.
+
+Choices: crops scale width and height separately (the target fills a square in the crop); a learned scale
+and bias map the correlation to logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from zoo.lang_tracker.labels import iou_map, overlap_labels
+from zoo.module import ZooModule
+from zoo.nn.backbones import load_weights
+from zoo.nn.dynamic import correlate
+from zoo.registry import register_model
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VisualTrunk(nn.Module):
+    """VGG16 to relu4_3 at stride 8 (pool4, pool5 removed); ``forward`` gives (pool3, relu4_3)."""
+
+    def __init__(self, pretrained: bool = True) -> None:
+        super().__init__()
+        vgg = torchvision.models.vgg16()
+        if pretrained:
+            vgg.load_state_dict(load_weights(torchvision.models.VGG16_Weights.IMAGENET1K_V1))
+        self.block3 = nn.Sequential(*vgg.features[:17])  # conv1_1 .. pool3
+        self.block4 = nn.Sequential(*vgg.features[17:23])  # conv4_1 .. relu4_3
+        self.channels = 256 + 512
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p3 = self.block3(x)
+        return p3, self.block4(p3)
+
+
+class TinyVisualTrunk(nn.Module):
+    """The same interface at CPU size: stride 8, two feature maps."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+
+        w = width
+        self.block3 = nn.Sequential(*block(3, w // 2), nn.MaxPool2d(2), *block(w // 2, w), nn.MaxPool2d(2),
+                                    *block(w, w), nn.MaxPool2d(2))
+        self.block4 = nn.Sequential(*block(w, w), nn.Conv2d(w, w, 3, padding=1))
+        self.channels = 2 * w
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p3 = self.block3(x)
+        return p3, self.block4(p3)
+
+
+class VisualSpecification(ZooModule):
+    """Template and search crops (uint8) -> response logits; ``tracker()`` gives the visual tracker."""
+
+    stride = 8
+
+    def __init__(
+        self,
+        backbone: str = "vgg16",
+        pretrained_backbone: bool = True,
+        width: int = 32,
+        exemplar_size: int = 264,
+        search_size: int = 352,
+        exemplar_context: float = 3.0,
+        search_context: float = 4.0,
+        positive_iou: float = 0.7,
+        negative_iou: float = 0.3,
+        optimizer: str = "sgd",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if backbone == "vgg16":
+            self.trunk = VisualTrunk(pretrained_backbone)
+        elif backbone == "tiny":
+            self.trunk = TinyVisualTrunk(width)
+        else:
+            raise ValueError(f"backbone must be 'vgg16' or 'tiny', not {backbone!r}")
+        self.filter_cells = int(round(exemplar_size / exemplar_context / self.stride))
+        self.scale = nn.Parameter(torch.tensor(1.0))
+        self.bias = nn.Parameter(torch.tensor(0.0))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.float() / 255 - self.mean) / self.std
+        p3, c4 = self.trunk(x)
+        return torch.cat([F.normalize(p3, dim=1), F.normalize(c4, dim=1)], 1)
+
+    def filters(self, exemplars: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, E, E) template crops -> (B, C, k, k) dynamic filters: the target's central cells."""
+        f = self.features(exemplars)
+        k, size = self.filter_cells, f.shape[-1]
+        start = (size - k) // 2
+        return f[..., start : start + k, start : start + k]
+
+    def respond(self, filters: torch.Tensor, searches: torch.Tensor) -> torch.Tensor:
+        """(B, C, k, k) filters and uint8 (B, 3, S, S) search crops -> (B, 1, R, R) response logits."""
+        response = correlate(self.features(searches), filters) / (self.filter_cells**2)
+        return self.scale * response * 10 + self.bias
+
+    def forward(self, exemplars: torch.Tensor, searches: torch.Tensor) -> torch.Tensor:
+        return self.respond(self.filters(exemplars), searches)
+
+    def cell_centres(self, cells: int) -> tuple[float, float]:
+        """(offset, stride) of response cell centres in search-crop pixels."""
+        return (self.filter_cells - 1) / 2 * self.stride + self.stride / 2, float(self.stride)
+
+    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = self(batch["exemplar"], batch["search"])
+        cells = logits.shape[-1]
+        offset, stride = self.cell_centres(cells)
+        side = self.hparams.search_size / self.hparams.search_context
+        labels, weights = zip(*(
+            overlap_labels(iou_map((cells, cells), stride, offset, (side, side), box),
+                           self.hparams.positive_iou, self.hparams.negative_iou)
+            for box in batch["box"].cpu().numpy()
+        ))
+        labels = torch.from_numpy(np.stack(labels)).to(logits)[:, None]
+        weights = torch.from_numpy(np.stack(weights)).to(logits)[:, None]
+        return F.binary_cross_entropy_with_logits(logits, labels, weight=weights, reduction="sum") / len(logits)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["box"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch["box"]), sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        if hp.optimizer == "adam":
+            return torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+
+    def tracker(self, **kwargs: Any):  # noqa: ANN201
+        """The visual tracker (Model II when given a lingual network for the first box)."""
+        from zoo.lang_tracker.tracker import VisualTracker
+
+        return VisualTracker(self, **kwargs)
+
+
+@register_model
+def visual_vgg16(**kwargs: Any) -> VisualSpecification:
+    """The visual specification network as in the paper: VGG16 to relu4_3, 264 / 352 crops, 11 x 11 filter."""
+    return VisualSpecification(**{"backbone": "vgg16", "exemplar_size": 264, "search_size": 352, **kwargs})
+
+
+@register_model
+def visual_tiny(**kwargs: Any) -> VisualSpecification:
+    """The CPU size: a small stride-8 trunk, 96 / 128 crops (a 4 x 4 filter), Adam."""
+    defaults = dict(backbone="tiny", pretrained_backbone=False, exemplar_size=96, search_size=128, optimizer="adam",
+                    lr=1e-3, weight_decay=0.0)
+    return VisualSpecification(**{**defaults, **kwargs})
