@@ -303,3 +303,16 @@ def test_model_two_starts_from_the_grounded_box(trained_model_one, trained_visua
     assert all(b.shape == (4,) and (b[2:] > 0).all() for b in boxes)
     with pytest.raises(ValueError, match="tracks from a sentence"):
         tracker.init_batch(firsts)
+
+
+def test_gpu_style_crops_equal_the_opencv_crops_inside_the_frame():
+    from zoo.lang_tracker.crops import crop_region, crop_regions
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    centres, sizes = np.array([[60.0, 45.0], [70.5, 40.25]]), np.array([[40.0, 30.0], [33.0, 51.0]])
+    frame = torch.from_numpy(image).permute(2, 0, 1).contiguous()
+    crops = crop_regions([frame], centres, sizes, [0, 0], 64).permute(0, 2, 3, 1).numpy()
+    for i in range(2):
+        expected, _ = crop_region(image, centres[i], sizes[i], 64)
+        assert np.abs(crops[i].astype(int) - expected.astype(int)).max() <= 1

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.lang_tracker.crops import crop_region
+from zoo.lang_tracker.crops import crop_region, crop_regions
 from zoo.tracking.base import Tracker
 
 
@@ -117,16 +117,16 @@ class VisualTracker(Tracker):
         out: list[np.ndarray | None] = [None] * len(images)
         if not active:
             return out
-        crops, regions = [], []
-        for k in active:
-            for s in self.scales:
-                region = self.sizes[k] * hp.search_context * s
-                crops.append(crop_region(images[k], self.centres[k], region, hp.search_size)[0])
-                regions.append(region)
         n = len(self.scales)
+        device = self.model.mean.device
+        frames = [torch.from_numpy(np.ascontiguousarray(images[k])).to(device).permute(2, 0, 1) for k in active]
+        centres = np.repeat(np.stack([self.centres[k] for k in active]), n, 0)
+        regions = np.concatenate([self.sizes[k] * hp.search_context * self.scales[:, None] for k in active])
+        crops = crop_regions(frames, centres, regions, [i for i in range(len(active)) for _ in range(n)],
+                             hp.search_size)  # all sequences and scales in one roi_align, where the model is
         filters = self.filters[active].repeat_interleave(n, 0)
-        with torch.autocast(self.model.mean.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            response = torch.sigmoid(self.model.respond(filters, self._batch(crops)).float())[:, 0]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
+            response = torch.sigmoid(self.model.respond(filters, crops).float())[:, 0]
         cells = response.shape[-1]
         up = cells * self.model.stride
         fine = F.interpolate(response[:, None], size=(up, up), mode="bicubic", align_corners=True)[:, 0]
