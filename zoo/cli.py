@@ -32,6 +32,7 @@ models and data:
 benchmarks:
   benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
              a language tracker on OTB99-lang:    zoo benchmark otb99lang --checkpoint CKPT --root DIR
+             Model II (sentence -> box -> visual): zoo benchmark otb99lang --checkpoint VIS --lingual LING --root DIR
              score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
 
 environment: ZOO_HOME (checkpoint cache, default ~/.cache/zoo), ZOO_OFFLINE=1 (never download),
@@ -244,6 +245,8 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
     p.add_argument("--devices", default="auto")
     p.add_argument("--name", help="tracker name for results and reports (default: the tracker's own)")
     p.add_argument("--flow", action="store_true", help="SINT+: the optical-flow check (SINT models only)")
+    p.add_argument("--lingual", metavar="CKPT", help="Model II: a lingual network checkpoint that gives the first box "
+                   "to the visual network (--model/--checkpoint), on otb99lang")
     a = p.parse_args(argv)
     from pathlib import Path
 
@@ -279,6 +282,12 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
         devices = int(a.devices) if a.devices.isdigit() else a.devices
         if a.flow:
             model = model.tracker(flow=True)
+        if a.lingual:
+            from zoo.lang_tracker import VisualSpecification, VisualTracker
+
+            if not isinstance(model, VisualSpecification):
+                p.error("--lingual needs a visual specification network as --model or --checkpoint")
+            model = VisualTracker(model, lingual=zoo.load(checkpoint_path=a.lingual))
         performance = benchmark_otb(
             model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size,
             name=a.name, devices=devices, dataset=a.dataset, split=a.split,
