@@ -265,9 +265,3 @@ class ALOVDataModule(ZooDataModule):
             train, val = val, []
         self.train_set = ALOVPairs(train, hp.input_size, hp.boxes_per_frame, augment=hp.augment)
         self.val_set = ALOVPairs(val, hp.input_size, hp.boxes_per_frame, deterministic=True) if val else None
-
-    def train_dataloader(self):  # noqa: ANN201
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self):  # noqa: ANN201
-        return self._loader(self.val_set, train=False) if self.val_set is not None else []

@@ -62,6 +62,15 @@ class ZooDataModule(pl.LightningDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
 
+    def train_dataloader(self) -> DataLoader:
+        """``self.train_set``, shuffled by the seeded sampler."""
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        """``self.val_set`` in order (none when a subclass sets it to ``None``)."""
+        val_set = getattr(self, "val_set", None)
+        return self._loader(val_set, train=False) if val_set is not None else []
+
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         distributed = self.trainer is not None and self.trainer.world_size > 1
         sampler = None

@@ -42,10 +42,6 @@ class FrameBank:
         self.lengths = lengths.to(device)
         self.offsets = (torch.cumsum(lengths, 0) - lengths).to(device)
 
-    def to(self, device: str | torch.device) -> FrameBank:
-        self.frames, self.lengths, self.offsets = (t.to(device) for t in (self.frames, self.lengths, self.offsets))
-        return self
-
 
 def _sorted_choice(n: torch.Tensor, span: torch.Tensor, frames: int, generator: torch.Generator | None) -> torch.Tensor:
     """Per row, ``frames`` distinct sorted offsets in ``[0, span)`` (span <= n)."""

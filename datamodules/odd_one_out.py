@@ -195,21 +195,12 @@ class ActionClipStacks(_ActionVideos):
 
 
 class _ActionDataModule(ZooDataModule):
-    def __init__(self, batch_size: int, num_workers: int, seed: int) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
-
     def _common(self) -> dict:
         hp = self.hparams
         return dict(
             dataset=hp.dataset, root=hp.root, split=hp.split, size=tuple(hp.size), split_dir=hp.split_dir,
             backend=hp.backend, frame_store=hp.frame_store, on_error=hp.on_error,
         )
-
-    def train_dataloader(self):  # noqa: ANN201
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self):  # noqa: ANN201
-        return self._loader(self.val_set, train=False)
 
     def test_dataloader(self):  # noqa: ANN201
         return self._loader(self.val_set, train=False)
@@ -245,7 +236,7 @@ class OddOneOutDataModule(_ActionDataModule):
         num_workers: int = 4,
         seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
         if on_device and not frame_store:
             raise ValueError("on_device needs a frame_store (zoo prepare)")
@@ -316,7 +307,7 @@ class ActionClipsDataModule(_ActionDataModule):
         num_workers: int = 4,
         seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
         self.save_hyperparameters()
 
     @property

@@ -146,12 +146,6 @@ class GroundingDataModule(ZooDataModule):
         self.train_set = GroundingFrames(train, hp.input_size, hp.step)
         self.val_set = GroundingFrames(test, hp.input_size, first_only=True)
 
-    def train_dataloader(self):  # noqa: ANN201
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self):  # noqa: ANN201
-        return self._loader(self.val_set, train=False)
-
 
 class TrackingPairs(torch.utils.data.Dataset):
     """Frame pairs of one sequence for the visual network: ``{"exemplar": uint8 (3, E, E) (``exemplar_context``
@@ -219,9 +213,3 @@ class TrackingPairsDataModule(ZooDataModule):
         kw = dict(exemplar_size=hp.exemplar_size, search_size=hp.search_size, max_gap=hp.max_gap)
         self.train_set = TrackingPairs(OTB99LangSequences(hp.root, "train", True, hp.subset), **kw)
         self.val_set = TrackingPairs(OTB99LangSequences(hp.root, "test", True, hp.subset), deterministic=True, **kw)
-
-    def train_dataloader(self):  # noqa: ANN201
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self):  # noqa: ANN201
-        return self._loader(self.val_set, train=False)

@@ -24,6 +24,24 @@ class ZooModule(pl.LightningModule):
         checkpoint["zoo"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "version": __version__}
 
 
+def make_optimizer(params, optimizer: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+                   ) -> torch.optim.Optimizer:  # noqa: ANN001
+    """The zoo's two optimisers by name: ``"adam"`` or ``"sgd"`` (with momentum); ``params`` may be groups."""
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+
+
+def hparams_optimizer(module: pl.LightningModule, params=None) -> torch.optim.Optimizer:  # noqa: ANN001
+    """``make_optimizer`` from a module's ``optimizer``, ``lr``, ``momentum`` and ``weight_decay`` hyperparameters,
+    over its trainable parameters unless ``params`` is given."""
+    hp = module.hparams
+    params = [p for p in module.parameters() if p.requires_grad] if params is None else params
+    return make_optimizer(params, hp.optimizer, hp.lr, hp.get("momentum", 0.9), hp.get("weight_decay", 0.0))
+
+
 class ClassifierSteps(ZooModule):
     """Training, validation and test steps of a classifier: batches ``{input_key: x, "label": y}``,
     cross-entropy, and ``<stage>/loss`` and ``<stage>/acc`` logged from ``self.<stage>_acc`` metrics."""

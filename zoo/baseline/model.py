@@ -14,13 +14,10 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.module import ClassifierSteps
-from zoo.nn.backbones import resnet
+from zoo.module import ClassifierSteps, hparams_optimizer
+from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, resnet
 from zoo.nn.tiny import tiny_cnn
 from zoo.registry import register_model
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
@@ -99,12 +96,8 @@ class ClipClassifier(ClassifierSteps):
         return self(batch["video"]).softmax(-1)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        if hp.optimizer == "adam":
-            opt = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(hp.lr_steps), gamma=0.1)
+        opt = hparams_optimizer(self)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.hparams.lr_steps), gamma=0.1)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 

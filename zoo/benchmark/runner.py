@@ -155,9 +155,6 @@ def benchmark_otb(
     module = TrackerBenchmark(tracker, results_dir, convention)
     if dataset == "otb99lang":
         datamodule = OTB99LangDataModule(str(root), split, subset, allow_missing, batch_size=batch_size)
-        datamodule.setup("test")
-        names = [info.name for info in datamodule.test_set.infos]
-        root = Path(root) / VIDEOS_DIR
     elif dataset == "otb":
         datamodule = OTBDataModule(str(root), subset, allow_missing, names, batch_size=batch_size)
     else:
@@ -170,6 +167,9 @@ def benchmark_otb(
     trainer.strategy.barrier()
     if not trainer.is_global_zero:
         return None
+    if dataset == "otb99lang":  # score the split's sequences, listed once by the test loop's setup
+        names = [info.name for info in datamodule.test_set.infos]
+        root = Path(root) / VIDEOS_DIR
     performance = {
         name: score_results(
             results_dir, root=root, subset=subset, convention=convention, allow_missing=allow_missing, names=names

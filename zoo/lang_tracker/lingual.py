@@ -16,14 +16,11 @@ import torchvision
 from torch import nn
 
 from zoo.lang_tracker.labels import box_from_response
-from zoo.module import ZooModule
-from zoo.nn.backbones import load_weights
+from zoo.module import ZooModule, hparams_optimizer
+from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import DynamicFilter, spatial_map
 from zoo.nn.text import MAX_TOKENS, SentenceEncoder, Vocabulary, word_vectors
 from zoo.registry import register_model
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def vgg16_fcn(pretrained: bool = True) -> tuple[nn.Module, int]:
@@ -135,10 +132,7 @@ class LingualSpecification(ZooModule):
         self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=batch["image"].shape[0], sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        if hp.optimizer == "adam":
-            return torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        return hparams_optimizer(self)
 
     @torch.no_grad()
     def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False) -> np.ndarray:

@@ -20,13 +20,10 @@ import torchvision
 from torch import nn
 
 from zoo.lang_tracker.labels import iou_map, overlap_labels
-from zoo.module import ZooModule
-from zoo.nn.backbones import load_weights
+from zoo.module import ZooModule, hparams_optimizer
+from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import correlate
 from zoo.registry import register_model
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class VisualTrunk(nn.Module):
@@ -148,10 +145,7 @@ class VisualSpecification(ZooModule):
         self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch["box"]), sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        if hp.optimizer == "adam":
-            return torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        return torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        return hparams_optimizer(self)
 
     def tracker(self, **kwargs: Any):  # noqa: ANN201
         """The visual tracker (Model II when given a lingual network for the first box)."""

@@ -18,6 +18,9 @@ from torchvision.models import WeightsEnum
 from zoo.errors import DownloadError
 from zoo.hub import load_checkpoint_file
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def weights_path(weights: WeightsEnum) -> Path:
     """Where torchvision keeps (or expects) the file of ``weights``."""

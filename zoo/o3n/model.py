@@ -19,7 +19,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.errors import CheckpointError
-from zoo.module import ClassifierSteps
+from zoo.module import ClassifierSteps, hparams_optimizer
 from zoo.nn.tiny import tiny_cnn
 from zoo.o3n.encodings import ENCODINGS, encode, encoded_channels
 from zoo.registry import register_model
@@ -116,11 +116,7 @@ class _Encoder(ClassifierSteps):
 
     def _optimizer(self) -> Any:
         hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        if hp.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        opt = hparams_optimizer(self)
         if not hp.lr_steps:
             return opt
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(hp.lr_steps), gamma=0.1)

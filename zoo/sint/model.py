@@ -13,13 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.module import ZooModule
+from zoo.module import ZooModule, hparams_optimizer
+from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD
 from zoo.nn.roi import SiameseRoIHead
 from zoo.nn.vgg import StrideFourVGG16, TinyStrideFour
 from zoo.registry import register_model
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def contrastive_loss(d: torch.Tensor, y: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
@@ -135,9 +133,7 @@ class SINT(ZooModule):
         groups = [{"params": base_params, "lr": hp.lr}]
         if slow_params:
             groups.append({"params": slow_params, "lr": hp.lr * hp.slow_lr_factor})
-        if hp.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-        return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        return hparams_optimizer(self, groups)
 
     def tracker(self, **kwargs: Any):  # noqa: ANN201
         """The SINT tracker over this network (``zoo.sint.tracker.SINTTracker``)."""
