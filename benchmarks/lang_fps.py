@@ -1,9 +1,9 @@
-"""Tracking speed of the language trackers' networks, one sequence against many in lockstep, in one process:
-Model I (``lingual_*``: the sentence grounded in every frame, all sequences in one forward pass) and the
-visual specification network (``visual_*``, what Models II and III run per frame: 3 scales of every sequence
-in one forward pass).
+"""Tracking speed of the language trackers, one sequence against many in lockstep, in one process: Model I
+(``lang_model_i_*``: the sentence grounded in every frame, all sequences in one forward pass), Model II
+(``lang_model_ii_*``: the visual network, 3 scales of every sequence in one forward pass) and Model III
+(``lang_model_iii_*``: Model II plus the lingual network with word attention on every whole frame).
 
-    python benchmarks/lang_fps.py [--device cuda] [--models lingual_vgg16,lingual_tiny,visual_vgg16,visual_tiny]
+    python benchmarks/lang_fps.py [--device cuda] [--models lang_model_i_vgg16,lang_model_iii_tiny]
 
 Frames are synthetic 360x480 RGB (decoding excluded); CUDA is synchronised before each clock read; on the
 GPU the network runs in bf16 autocast. Frames per second count the frames of all sequences.
@@ -42,7 +42,8 @@ def track_fps(model, videos, frames: int, lockstep: int, device: str) -> float: 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--models", default="lingual_vgg16,lingual_tiny,visual_vgg16,visual_tiny")
+    p.add_argument("--models", default=",".join(f"lang_model_{m}_{size}" for size in ("vgg16", "tiny")
+                                                for m in ("i", "ii", "iii")))
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--lockstep", type=int, default=16)
     a = p.parse_args()
@@ -50,13 +51,15 @@ def main() -> None:
     videos = [generate_video(3, i, cfg) for i in range(a.lockstep)]
     vocab = Vocabulary.build(v.target.sentence for v in videos).words[2:]
     print(f"device: {device_name(a.device)}; torch {torch.__version__}")
-    print(f"{'model':16s} {'1 sequence fps':>15s} {f'{a.lockstep} in lockstep fps':>22s} {'ratio':>7s}")
+    print(f"{'model':22s} {'1 sequence fps':>15s} {f'{a.lockstep} in lockstep fps':>22s} {'ratio':>7s}")
     for name in a.models.split(","):
-        kwargs = {"vocab": vocab} if name.startswith("lingual") else {}
-        model = zoo.create_model(name, pretrained_backbone=False, **kwargs).to(a.device).eval()
+        kwargs = {"lingual": {"vocab": vocab, "pretrained_backbone": False}}
+        if not name.startswith("lang_model_i_"):
+            kwargs["visual"] = {"pretrained_backbone": False}
+        model = zoo.create_model(name, **kwargs).to(a.device).eval()
         single = track_fps(model, videos, a.frames, 1, a.device)
         many = track_fps(model, videos, max(a.frames // 4, 2), a.lockstep, a.device)
-        print(f"{name:16s} {single:15.1f} {many:22.1f} {many / single:7.2f}")
+        print(f"{name:22s} {single:15.1f} {many:22.1f} {many / single:7.2f}")
 
 
 if __name__ == "__main__":

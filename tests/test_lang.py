@@ -128,11 +128,30 @@ def test_lingual_network_shapes_at_the_faithful_size():
     import zoo
 
     net = zoo.create_model("lingual_vgg16", pretrained_backbone=False, vocab=["red", "circle"]).eval()
-    assert net.filter.fc.out_features == 512 + 8 and net.text.hidden == 1000
+    assert net.filter.fc.out_features == 1000 + 8 and net.text.hidden == 1000
     images = torch.zeros(1, 3, 512, 512, dtype=torch.uint8)
     with torch.no_grad():
         response = net(images, net.tokens(["the red circle"]))
     assert response.shape == (1, 1, 16, 16)
+
+
+def test_fully_convolutional_vgg16_is_the_classifier_at_the_centre():
+    """fc6..fc8 as convolutions: at 224 x 224 the centre cell of fc8's map is VGG16's ImageNet logits."""
+    import torchvision
+
+    from zoo.lang_tracker.lingual import vgg16_fcn
+
+    torch.manual_seed(0)
+    vgg = torchvision.models.vgg16().eval()
+    fcn, channels = vgg16_fcn(pretrained=False)
+    fcn.load_state_dict({k: v for k, v in zip(fcn.state_dict(), [*vgg.features.state_dict().values(), *(
+        p.view(-1, 512, 7, 7) if i == 0 else p.view(*p.shape, 1, 1) if p.dim() == 2 else p
+        for i, p in enumerate(vgg.classifier.state_dict().values()))])})
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        out = fcn.eval()(x)
+    assert channels == 1000 and out.shape == (1, 1000, 7, 7)
+    torch.testing.assert_close(out[0, :, 3, 3], vgg(x)[0], atol=1e-3, rtol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +177,70 @@ def test_vocabulary_comes_from_the_training_sentences_and_is_saved(synth_lang, t
     torch.testing.assert_close(loaded.text.embed.weight, model.text.embed.weight)
 
 
+def test_word_attention_weights_words_by_the_target_and_ignores_padding():
+    from zoo.lang_tracker.lingual import WordAttention
+
+    torch.manual_seed(0)
+    att = WordAttention(hidden=6, channels=4, dim=5)
+    states = torch.randn(2, 5, 6)
+    mask = torch.tensor([[False, False, True, True, True], [True] * 5])  # left padding in the first sentence
+    a = att.weights(states, torch.randn(2, 4), mask)
+    torch.testing.assert_close(a.sum(1), torch.ones(2))
+    assert (a[0, :2] == 0).all() and (a[0, 2:] > 0).all()
+    other = att.weights(states, torch.randn(2, 4) * 5, mask)
+    assert not torch.allclose(a, other)  # conditioned on the target
+    torch.testing.assert_close(att(states, torch.zeros(2, 4), mask)[1], (att.weights(
+        states, torch.zeros(2, 4), mask)[1, :, None] * states[1]).sum(0))
+
+
+@pytest.mark.parametrize("model", ["I", "II", "III"])
+def test_language_models_are_registered_and_round_trip_through_one_checkpoint(model, synth_lang, tmp_path):
+    """Each of Models I, II and III is a registered module that saves to one file and loads with ``zoo.load``,
+    giving the same tracker and the same boxes."""
+    import zoo
+    from datamodules.otb99lang import OTB99LangSequences
+    from datamodules.video import read_rgb
+
+    torch.manual_seed(0)
+    built = zoo.create_model(f"lang_model_{model.lower()}_tiny", lingual={"vocab": ["the", "red", "circle"]})
+    assert (built.visual is None) == (model == "I") and (built.lingual.attention is not None) == (model == "III")
+    loaded = zoo.load(checkpoint_path=built.save(tmp_path / "m.ckpt"))
+    assert type(loaded) is type(built) and loaded.hparams.model == model
+    seq = OTB99LangSequences(synth_lang, "test", subset="folders")[0]
+    frames = [read_rgb(f) for f in seq["frames"][:3]]
+    boxes = []
+    for m in (built.eval(), loaded):
+        tracker = m.tracker()
+        assert tracker.name == f"LangModel{model}" and tracker.needs_sentence
+        boxes.append([tracker.init(frames[0], sentence=seq["sentence"])] + [tracker.update(f) for f in frames[1:]])
+    np.testing.assert_allclose(np.stack(boxes[0]), np.stack(boxes[1]))
+
+
+def test_model_three_tracks_in_lockstep_and_is_model_two_without_language(synth_lang, tmp_path):
+    import zoo
+    from zoo.benchmark.runner import benchmark_otb
+    from zoo.lang_tracker import LanguageTracking
+
+    torch.manual_seed(0)
+    three = zoo.create_model("lang_model_iii_tiny", lingual={"vocab": ["the", "red", "circle", "square"]}).eval()
+    kw = dict(subset="folders", dataset="otb99lang", enable_progress_bar=False)
+    single = benchmark_otb(three, synth_lang, tmp_path / "one", name="m3", **kw)["m3"]
+    lockstep = benchmark_otb(three, synth_lang, tmp_path / "all", name="m3", batch_size=8, **kw)["m3"]
+    for name in single["seq_wise"]:
+        a = np.loadtxt(tmp_path / "one" / "results" / "m3" / f"{name}.txt", delimiter=",")
+        np.testing.assert_allclose(a, np.loadtxt(tmp_path / "all" / "results" / "m3" / f"{name}.txt", delimiter=","),
+                                   atol=1e-3)
+    assert lockstep["overall"]["success_score"] == pytest.approx(single["overall"]["success_score"], abs=1e-3)
+    two = LanguageTracking.from_networks("II", three.lingual, three.visual)
+    benchmark_otb(three.tracker(lingual_weight=0.0, name="m2"), synth_lang, tmp_path / "w0", **kw)
+    benchmark_otb(two.tracker(name="m2"), synth_lang, tmp_path / "two", **kw)
+    for name in single["seq_wise"]:
+        a = (tmp_path / "w0" / "results" / "m2" / f"{name}.txt").read_text()
+        assert a == (tmp_path / "two" / "results" / "m2" / f"{name}.txt").read_text()
+    with pytest.raises(ValueError, match="lingual_weight"):
+        three.tracker(lingual_weight=1.5)
+
+
 @pytest.fixture(scope="module")
 def trained_model_one(tmp_path_factory):
     """The lingual network (Model I) trained on the training split of a synthetic OTB99-lang."""
@@ -171,7 +254,7 @@ def trained_model_one(tmp_path_factory):
     root = synthesize("otb99lang", tmp_path_factory.mktemp("lang") / "lang", num_videos=120, seed=5, cfg=cfg)
     pl.seed_everything(0)
     dm = GroundingDataModule(str(root), subset="folders", input_size=128, step=4, batch_size=16, num_workers=2)
-    model = zoo.create_model("lingual_tiny")
+    model = zoo.create_model("lingual_tiny", attention=True)  # the plain path (Model I) is trained as well
     trainer = build_trainer(max_epochs=8, loggers="", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False)
     trainer.fit(model, dm)
@@ -199,14 +282,21 @@ def test_model_one_grounds_held_out_sentences(trained_model_one):
     assert found > 0.15 and found > 4 * chance
 
 
+def make_subset(root, names, out):  # noqa: ANN001, ANN201
+    """An OTB99-lang folder at ``out`` whose test split is ``names`` of ``root``'s (videos linked, not copied)."""
+    (out / "OTB_query_test").mkdir(parents=True)
+    (out / "OTB_videos").symlink_to(root / "OTB_videos")
+    for name in names:
+        (out / "OTB_query_test" / f"{name}.txt").write_text((root / "OTB_query_test" / f"{name}.txt").read_text())
+    return out
+
+
 def test_model_one_benchmarks_from_sentences_alone_in_lockstep(trained_model_one, tmp_path):
     from zoo.benchmark.runner import benchmark_otb
 
-    model, root, _ = trained_model_one
+    model, full, _ = trained_model_one
     names = ["Synth0060", "Synth0061", "Synth0062", "Synth0063"]
-    for q in (root / "OTB_query_test").glob("*.txt"):
-        if q.stem not in names:
-            q.unlink()  # a short benchmark: four test sequences
+    root = make_subset(full, names, tmp_path / "otb99lang")  # a short benchmark: four test sequences
     one = benchmark_otb(model, root, tmp_path / "one", subset="folders", dataset="otb99lang", name="m1",
                         enable_progress_bar=False)["m1"]
     four = benchmark_otb(model, root, tmp_path / "four", subset="folders", dataset="otb99lang", name="m1",
@@ -303,6 +393,29 @@ def test_model_two_starts_from_the_grounded_box(trained_model_one, trained_visua
     assert all(b.shape == (4,) and (b[2:] > 0).all() for b in boxes)
     with pytest.raises(ValueError, match="tracks from a sentence"):
         tracker.init_batch(firsts)
+
+
+def test_models_one_two_and_three_track_held_out_sequences(trained_model_one, trained_visual, tmp_path):
+    """Models I, II and III from the trained networks, on 20 held-out sequences from their sentences alone:
+    II and III (trained) far above II with untrained networks; the three AUCs are printed."""
+    import zoo
+    from zoo.benchmark.runner import benchmark_otb
+    from zoo.lang_tracker import LanguageTracking
+
+    lingual, root, _ = trained_model_one
+    subset = make_subset(root, [f"Synth{i:04d}" for i in range(80, 100)], tmp_path / "otb99lang")
+    untrained = zoo.create_model("lang_model_ii_tiny", lingual={"vocab": lingual.hparams.vocab})
+    scores = {}
+    for name, model in (("I", LanguageTracking.from_networks("I", lingual)),
+                        ("II", LanguageTracking.from_networks("II", lingual, trained_visual)),
+                        ("III", LanguageTracking.from_networks("III", lingual, trained_visual)),
+                        ("II_untrained", untrained.eval())):
+        perf = benchmark_otb(model, subset, tmp_path / "bench", subset="folders", dataset="otb99lang", name=name,
+                             batch_size=20, enable_progress_bar=False)
+        scores[name] = round(perf[name]["overall"]["success_score"], 3)
+    print(f"language trackers, AUC on 20 held-out synthetic sequences: {scores}")
+    assert min(scores["II"], scores["III"]) > scores["II_untrained"] + 0.1
+    assert scores["I"] > 0.15
 
 
 def test_gpu_style_crops_equal_the_opencv_crops_inside_the_frame():

@@ -107,6 +107,19 @@ def test_candidate_count_for_a_known_frame():
     assert 0 < len(corner) < 303 and (corner[:, :2] >= 0).all()  # boxes leaving the image are dropped
 
 
+def test_search_radius_is_the_papers_fraction_of_the_frame_at_any_input_size():
+    """30 px at the paper's 512 x 512 input, i.e. 30 W / 512 in the frame, for sint_tiny's 128 x 128 input too."""
+    import zoo
+
+    frame = np.zeros((512, 1024, 3), np.uint8)
+    tracker = zoo.create_model("sint_tiny").tracker(regression=False)
+    tracker.init(frame, np.array([500.0, 240.0, 24.0, 32.0]))
+    c = tracker.candidates()
+    centres = c[:, :2] + c[:, 2:] / 2 - np.array([512.0, 256.0])
+    assert np.abs(centres[:, 0]).max() == pytest.approx(30 * 1024 / 512)
+    assert np.abs(centres[:, 1]).max() == pytest.approx(30 * 512 / 512, rel=0.05)  # sin(72 deg) of 30
+
+
 def test_ridge_regression_recovers_a_known_shift():
     rng = np.random.default_rng(0)
     gt = np.array([50.0, 40.0, 30.0, 20.0])

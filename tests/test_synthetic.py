@@ -133,3 +133,36 @@ def test_synthesize_refuses_to_overwrite(tmp_path):
     with pytest.raises(DatasetError, match="unknown synthetic format"):
         synthesize("kinetics", tmp_path / "k", num_videos=1)
     assert [p.name for p in tmp_path.iterdir()] == ["otb"], "no partial folders left behind"
+
+
+def test_otb99lang_sentences_single_out_the_target_among_look_alikes():
+    from datamodules.synthetic.generator import referring_sentence
+
+    cfg = SynthConfig(height=96, width=128, num_frames=4, min_size=8, max_size=14)
+    checked = 0
+    for i in range(40):
+        video = generate_video(5, i, cfg)
+        target = video.target
+        alike = [o for o in video.objects[1:] if o.visible[0] and (o.colour, o.shape) == (target.colour, target.shape)]
+        sentence = referring_sentence(video)
+        if not alike:
+            assert sentence == target.sentence
+            continue
+        checked += 1
+        x = target.boxes[0, 0] + target.boxes[0, 2] / 2
+        others = [o.boxes[0, 0] + o.boxes[0, 2] / 2 for o in alike]
+        assert sentence.startswith(target.sentence + " ")
+        if sentence.endswith("on the left"):
+            assert x < min(others)
+        if sentence.endswith("on the right"):
+            assert x > max(others)
+    assert checked >= 5
+
+
+def test_appearance_change_is_optional_and_changes_colours_and_light():
+    plain = generate_video(3, 1, SynthConfig(num_frames=12))
+    changed = generate_video(3, 1, SynthConfig(num_frames=12, appearance_change=0.8))
+    for a, b in zip(plain.objects, changed.objects):
+        np.testing.assert_array_equal(a.boxes, b.boxes)  # the same motion and boxes
+    brightness = changed.frames.reshape(12, -1).mean(1) / plain.frames.reshape(12, -1).mean(1)
+    assert brightness.max() - brightness.min() > 0.2  # the light changes over the video

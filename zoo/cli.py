@@ -32,7 +32,8 @@ models and data:
 benchmarks:
   benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
              a language tracker on OTB99-lang:    zoo benchmark otb99lang --checkpoint CKPT --root DIR
-             Model II (sentence -> box -> visual): zoo benchmark otb99lang --checkpoint VIS --lingual LING --root DIR
+             Model II/III from two trained networks: zoo benchmark otb99lang --checkpoint VIS --lingual LING
+                                                  [--lang-model III] --root DIR
              score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
 
 environment: ZOO_HOME (checkpoint cache, default ~/.cache/zoo), ZOO_OFFLINE=1 (never download),
@@ -245,8 +246,10 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
     p.add_argument("--devices", default="auto")
     p.add_argument("--name", help="tracker name for results and reports (default: the tracker's own)")
     p.add_argument("--flow", action="store_true", help="SINT+: the optical-flow check (SINT models only)")
-    p.add_argument("--lingual", metavar="CKPT", help="Model II: a lingual network checkpoint that gives the first box "
-                   "to the visual network (--model/--checkpoint), on otb99lang")
+    p.add_argument("--lingual", metavar="CKPT", help="a lingual network checkpoint that, with the visual network "
+                   "(--model/--checkpoint), makes Model II or III, on otb99lang")
+    p.add_argument("--lang-model", default="II", choices=["II", "III"], help="with --lingual: Model II (the sentence "
+                   "gives the first box) or III (the lingual response mixed in every frame); default II")
     a = p.parse_args(argv)
     from pathlib import Path
 
@@ -283,11 +286,15 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
         if a.flow:
             model = model.tracker(flow=True)
         if a.lingual:
-            from zoo.lang_tracker import VisualSpecification, VisualTracker
+            from zoo.lang_tracker import LanguageTracking, VisualSpecification
 
             if not isinstance(model, VisualSpecification):
                 p.error("--lingual needs a visual specification network as --model or --checkpoint")
-            model = VisualTracker(model, lingual=zoo.load(checkpoint_path=a.lingual))
+            lingual = zoo.load(checkpoint_path=a.lingual)
+            lingual = lingual.lingual if isinstance(lingual, LanguageTracking) else lingual
+            if a.lang_model == "III" and getattr(lingual, "attention", None) is None:
+                p.error("--lang-model III needs a lingual network trained with word attention (attention: true)")
+            model = LanguageTracking.from_networks(a.lang_model, lingual, model)
         performance = benchmark_otb(
             model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size,
             name=a.name, devices=devices, dataset=a.dataset, split=a.split,

@@ -40,6 +40,9 @@ class SynthConfig:
     max_objects: int = 4
     min_size: int = 10  # half-extent in pixels
     max_size: int = 26
+    # appearance change over a video (0: none): each object's colour drifts this far (0 to 1) toward another
+    # palette colour, and the light's gain swings by half this much around 1
+    appearance_change: float = 0.0
 
 
 @dataclass
@@ -177,6 +180,25 @@ def describe(size: str, colour: str, shape: str, motion: str, vx: float, vy: flo
     return f"the {size} {colour} {shape} {what}"
 
 
+def referring_sentence(video: SyntheticVideo) -> str:
+    """The target's sentence, made to single it out in the first frame as OTB99-lang's annotators did: when
+    another object visible there has its colour and shape, where the target is ("on the left", "at the top",
+    ...) is added."""
+    target = video.target
+    boxes = [o.boxes[0] for o in video.objects[1:] if o.visible[0] and (o.colour, o.shape) == (target.colour,
+                                                                                              target.shape)]
+    if not boxes:
+        return target.sentence
+    centre = target.boxes[0, :2] + target.boxes[0, 2:] / 2
+    others = np.stack([b[:2] + b[2:] / 2 for b in boxes])
+    gaps = {  # how far the target is beyond every look-alike, per side
+        "on the left": (others[:, 0] - centre[0]).min(), "on the right": (centre[0] - others[:, 0]).min(),
+        "at the top": (others[:, 1] - centre[1]).min(), "at the bottom": (centre[1] - others[:, 1]).min(),
+    }
+    side, gap = max(gaps.items(), key=lambda kv: kv[1])
+    return f"{target.sentence} {side if gap > 0 else 'in the middle'}"
+
+
 def generate_video(
     seed: int,
     index: int,
@@ -207,6 +229,15 @@ def generate_video(
     depth = rng.permutation(n_obj)  # drawn back to front
     textures = [_texture(rng, h, w, int(rng.integers(8, 20))) for _ in range(n_obj)]
     background = _background(rng, h, w)
+    colours = np.array([[PALETTE[c] for _, c, _, _ in specs]] * T, np.float32)  # (T, n_obj, 3)
+    gain = np.ones(T, np.float32)
+    if cfg.appearance_change > 0:  # drawn last, so videos without it are unchanged
+        ramp = np.linspace(0, cfg.appearance_change, T, dtype=np.float32)[:, None, None]
+        goal = np.array([PALETTE[list(PALETTE)[int(i)]] for i in rng.integers(len(PALETTE), size=n_obj)], np.float32)
+        colours = colours + (goal[None] - colours) * ramp
+        phase, cycles = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
+        swing = np.sin(phase + 2 * np.pi * cycles * np.arange(T) / T)
+        gain = (1 + 0.5 * cfg.appearance_change * swing).astype(np.float32)
 
     frames = np.empty((T, h, w, 3), np.uint8)
     boxes = np.full((n_obj, T, 4), np.nan)
@@ -224,10 +255,10 @@ def generate_video(
             x2, y2 = min(cx + rr, w - 1), min(cy + rr, h - 1)
             boxes[k, t] = (x1, y1, x2 - x1 + 1, y2 - y1 + 1)
             shade = 0.75 + 0.5 * textures[k][full][:, None]
-            canvas[full] = np.clip(np.array(PALETTE[colour], np.float32) * shade, 0, 255)
+            canvas[full] = np.clip(colours[t, k] * shade, 0, 255)
             masks[:, t][:, full] = False  # what is in front hides what is behind
             masks[k, t] = full
-        frames[t] = canvas.astype(np.uint8)
+        frames[t] = np.clip(canvas * gain[t], 0, 255).astype(np.uint8)
 
     sizes = [r for *_, r in specs]
     objects = []

@@ -15,7 +15,7 @@ import numpy as np
 
 from datamodules.alov import ANN_DIR, FRAMES_DIR, write_ann
 from datamodules.otb import write_boxes
-from datamodules.synthetic.generator import MOTIONS, SyntheticVideo
+from datamodules.synthetic.generator import MOTIONS, SyntheticVideo, referring_sentence
 from datamodules.ucf101 import SPLIT_DIR
 
 UCF_CLASSES = ("Linear", "Bouncing", "Circular", "ZigZag", "Still", "Growing", "Shrinking")
@@ -64,7 +64,8 @@ def write_otb(videos: Iterable[SyntheticVideo], out: Path) -> list[str]:
 
 
 def write_otb99lang(videos: Iterable[SyntheticVideo], out: Path, train_fraction: float = 0.5) -> list[str]:
-    """OTB99-lang layout: the OTB sequences under ``OTB_videos`` and the target's sentence as the query, the
+    """OTB99-lang layout: the OTB sequences under ``OTB_videos`` and the target's sentence, made to single it out
+    in the first frame (``referring_sentence``), as the query, the
     first ``train_fraction`` of the videos in ``OTB_query_train``, the rest in ``OTB_query_test``."""
     videos = list(videos)
     names = write_otb(videos, out / "OTB_videos")
@@ -72,7 +73,7 @@ def write_otb99lang(videos: Iterable[SyntheticVideo], out: Path, train_fraction:
     for i, (video, name) in enumerate(zip(videos, names)):
         folder = out / ("OTB_query_train" if i < n_train else "OTB_query_test")
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.txt").write_text(video.target.sentence + "\n")
+        (folder / f"{name}.txt").write_text(referring_sentence(video) + "\n")
     return names
 
 

@@ -24,14 +24,18 @@ from zoo.registry import register_model
 
 
 def vgg16_fcn(pretrained: bool = True) -> tuple[nn.Module, int]:
-    """VGG16 conv1_1 .. pool5, stride 32 (16 x 16 at 512 x 512).
-
-    Choice: the map is pool5 (512 channels); the fc6/fc7 convolutions of Hu et al.'s segmentation net are
-    left out."""
+    """VGG16 made fully convolutional as in the official code: conv1_1 .. pool5, then fc6 as a 7 x 7 convolution
+    (padding 3), fc7 and fc8 as 1 x 1 convolutions with ImageNet's classifier weights; fc8's 1000 channels at
+    stride 32 (16 x 16 at 512 x 512). Dropout is left out."""
     vgg = torchvision.models.vgg16()
     if pretrained:
         vgg.load_state_dict(load_weights(torchvision.models.VGG16_Weights.IMAGENET1K_V1))
-    return vgg.features, 512
+    fc6, fc7, fc8 = vgg.classifier[0], vgg.classifier[3], vgg.classifier[6]
+    convs = [nn.Conv2d(512, 4096, 7, padding=3), nn.Conv2d(4096, 4096, 1), nn.Conv2d(4096, 1000, 1)]
+    for conv, fc in zip(convs, (fc6, fc7, fc8)):
+        conv.weight.data.copy_(fc.weight.data.view(conv.weight.shape))
+        conv.bias.data.copy_(fc.bias.data)
+    return nn.Sequential(*vgg.features, convs[0], nn.ReLU(True), convs[1], nn.ReLU(True), convs[2]), 1000
 
 
 def tiny_fcn(width: int = 32) -> tuple[nn.Module, int]:
@@ -62,6 +66,9 @@ class LingualSpecification(ZooModule):
         hidden: int = 1000,
         max_tokens: int = MAX_TOKENS,
         word_vectors_path: str | None = None,
+        attention: bool = False,
+        attention_dim: int = 512,
+        normalize: bool = True,
         optimizer: str = "sgd",
         lr: float = 0.01,
         momentum: float = 0.9,
@@ -81,6 +88,7 @@ class LingualSpecification(ZooModule):
         if vocab is not None:
             self._build_text(vocab)
         self.filter = DynamicFilter(hidden, channels + 8)
+        self.attention = WordAttention(hidden, channels, attention_dim) if attention else None
         # Choice: a learned scale and bias on the response, since filters in (0, 1) on unit-norm features
         # cannot otherwise reach confident logits
         self.scale = nn.Parameter(torch.tensor(10.0))
@@ -106,22 +114,54 @@ class LingualSpecification(ZooModule):
             self._build_text(words)
 
     def tokens(self, sentences: list[str]) -> torch.Tensor:
+        if self.text is None:
+            raise ValueError("this lingual network has no vocabulary: train it (the datamodule's sentences give "
+                             "one) or build it with vocab=[...]")
         ids = [self.vocab.encode(s, self.hparams.max_tokens) for s in sentences]
         return torch.tensor(ids, dtype=torch.long, device=self.mean.device)
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, S, S) and (B, T) token ids -> (B, 1, h, w) response logits."""
-        x = (images.float() / 255 - self.mean) / self.std
-        f = F.normalize(self.trunk(x), dim=1)  # Choice: features L2-normalised over channels
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, S, S) -> (B, C, h, w) trunk features, L2-normalised over channels with ``normalize``."""
+        f = self.trunk((images.float() / 255 - self.mean) / self.std)
+        return F.normalize(f, dim=1) if self.hparams.normalize else f
+
+    def target_features(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """(B, C) mean of ``features`` inside (B, 4: x1, y1, x2, y2 in input pixels) boxes: what the word
+        attention of Model III is conditioned on."""
+        stride = self.hparams.input_size / features.shape[-1]
+        rois = torch.cat([torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], 1)
+        pooled = torchvision.ops.roi_align(features.float(), rois.float(), 3, 1 / stride, aligned=True)
+        return pooled.mean((2, 3)).to(features.dtype)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, target: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """uint8 (B, 3, S, S) and (B, T) token ids -> (B, 1, h, w) response logits. With ``target`` (B, C)
+        features of the target (``target_features``), the sentence is the word-attention average of the
+        LSTM states (Model III); without, it is h_T."""
+        return self.respond(self.features(images), tokens, target)
+
+    def respond(self, f: torch.Tensor, tokens: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward`` from trunk features."""
         s = spatial_map(*f.shape[-2:], device=f.device).expand(f.shape[0], -1, -1, -1)
-        _, h_t = self.text(tokens)
+        states, h_t = self.text(tokens)
+        if target is not None:
+            if self.attention is None:
+                raise ValueError("this lingual network has no word attention (build it with attention=True)")
+            h_t = self.attention(states, target, tokens != 0)
         return self.scale * self.filter(torch.cat([f, s], 1), h_t) + self.bias
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = self(batch["image"], self.tokens(list(batch["sentence"])))
+        tokens = self.tokens(list(batch["sentence"]))
+        f = self.features(batch["image"])
         size = batch["image"].shape[-2:]
-        up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return F.binary_cross_entropy_with_logits(up, box_masks(batch["box"], size))
+        masks = box_masks(batch["box"], size)
+        outputs = [self.respond(f, tokens)]
+        if self.attention is not None:  # Choice: in training the target features come from the same frame's box
+            outputs.append(self.respond(f, tokens, self.target_features(f, batch["box"].to(f))))
+        return sum(
+            F.binary_cross_entropy_with_logits(F.interpolate(o, size=size, mode="bilinear", align_corners=False), masks)
+            for o in outputs
+        ) / len(outputs)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
@@ -134,19 +174,39 @@ class LingualSpecification(ZooModule):
     def configure_optimizers(self) -> Any:
         return hparams_optimizer(self)
 
-    @torch.no_grad()
-    def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False) -> np.ndarray:
-        """Boxes (N, 4: x, y, w, h in frame pixels) of the sentences in RGB frames of any size, in one forward
-        pass (``amp``: bf16 autocast)."""
+    def inputs(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """RGB frames of any size -> uint8 (N, 3, S, S) on the model's device (aspect ratio not kept)."""
         s, device = self.hparams.input_size, self.mean.device
-        images = torch.cat([
+        return torch.cat([
             F.interpolate(torch.from_numpy(np.ascontiguousarray(f)).to(device).permute(2, 0, 1)[None].float(),
                           size=(s, s), mode="bilinear", align_corners=False).clamp_(0, 255).to(torch.uint8)
             for f in frames
         ])
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = self(images, self.tokens(sentences))
-        up = F.interpolate(torch.sigmoid(logits.float()), size=(s, s), mode="bilinear", align_corners=False)[:, 0]
+
+    @torch.no_grad()
+    def responses(self, frames: list[np.ndarray], sentences: list[str], targets: torch.Tensor | None = None,
+                  amp: bool = False) -> torch.Tensor:
+        """Probabilities (N, 1, h, w) at map resolution over whole frames, in one forward pass (``amp``: bf16);
+        ``targets`` as in ``forward``."""
+        with torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=amp):
+            return torch.sigmoid(self(self.inputs(frames), self.tokens(sentences), targets).float())
+
+    @torch.no_grad()
+    def describe_targets(self, frames: list[np.ndarray], boxes: list[np.ndarray], amp: bool = False) -> torch.Tensor:
+        """(N, C) target features of x, y, w, h boxes (frame pixels) for the word attention of Model III."""
+        s = self.hparams.input_size
+        scaled = [[b[0] * s / f.shape[1], b[1] * s / f.shape[0], (b[0] + b[2]) * s / f.shape[1],
+                   (b[1] + b[3]) * s / f.shape[0]] for f, b in zip(frames, boxes)]
+        with torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=amp):
+            f = self.features(self.inputs(frames))
+        return self.target_features(f.float(), torch.tensor(scaled, dtype=torch.float32, device=f.device))
+
+    def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False) -> np.ndarray:
+        """Boxes (N, 4: x, y, w, h in frame pixels) of the sentences in RGB frames of any size, in one forward
+        pass (``amp``: bf16 autocast)."""
+        s = self.hparams.input_size
+        up = F.interpolate(self.responses(frames, sentences, amp=amp), size=(s, s), mode="bilinear",
+                           align_corners=False)[:, 0]
         boxes = []
         for r, f in zip(up.cpu(), frames):
             x, y, w, h = box_from_response(r)
@@ -154,12 +214,32 @@ class LingualSpecification(ZooModule):
             boxes.append([x * sx, y * sy, w * sx, h * sy])
         return np.asarray(boxes, dtype=np.float64)
 
-
     def tracker(self, **kwargs: Any):  # noqa: ANN201
         """Model I: this network grounding the sentence in every frame (``zoo.lang_tracker.LingualTracker``)."""
         from zoo.lang_tracker.tracker import LingualTracker
 
         return LingualTracker(self, **kwargs)
+
+
+class WordAttention(nn.Module):
+    """Attention over the words conditioned on the target (Model III): a_t = softmax_t(w . tanh(W_h h_t + W_v v)),
+    the sentence vector sum_t a_t h_t; padding gets no weight.
+
+    Choice: the additive (Bahdanau) form and its size; the paper gives the idea, not the layer."""
+
+    def __init__(self, hidden: int, channels: int, dim: int = 512) -> None:
+        super().__init__()
+        self.text = nn.Linear(hidden, dim)
+        self.target = nn.Linear(channels, dim, bias=False)
+        self.score = nn.Linear(dim, 1, bias=False)
+
+    def weights(self, states: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, hidden) states, (B, C) target, (B, T) word mask -> (B, T) attention weights."""
+        e = self.score(torch.tanh(self.text(states) + self.target(target)[:, None])).squeeze(-1)
+        return torch.softmax(e.float().masked_fill(~mask, float("-inf")), dim=1).to(states.dtype)
+
+    def forward(self, states: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (self.weights(states, target, mask)[..., None] * states).sum(1)
 
 
 def box_masks(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -173,15 +253,18 @@ def box_masks(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return (inside_x & inside_y)[:, None].to(boxes.dtype)
 
 
+FAITHFUL = dict(backbone="vgg16", input_size=512, hidden=1000)
+TINY = dict(backbone="tiny", pretrained_backbone=False, input_size=128, width=32, embed_dim=32, hidden=64,
+            attention_dim=64, optimizer="adam", lr=3e-3, weight_decay=0.0)
+
+
 @register_model
 def lingual_vgg16(**kwargs: Any) -> LingualSpecification:
     """The lingual specification network as in the paper: VGG16 at 512 x 512, LSTM of 1000 units."""
-    return LingualSpecification(**{"backbone": "vgg16", "input_size": 512, "hidden": 1000, **kwargs})
+    return LingualSpecification(**{**FAITHFUL, **kwargs})
 
 
 @register_model
 def lingual_tiny(**kwargs: Any) -> LingualSpecification:
     """The CPU size: a small stride-8 CNN at 128 x 128, LSTM of 64 units, Adam."""
-    defaults = dict(backbone="tiny", pretrained_backbone=False, input_size=128, width=32, embed_dim=32, hidden=64,
-                    optimizer="adam", lr=3e-3, weight_decay=0.0)
-    return LingualSpecification(**{**defaults, **kwargs})
+    return LingualSpecification(**{**TINY, **kwargs})

@@ -58,19 +58,32 @@ class VisualTracker(Tracker):
     is searched at 3 scales around the previous box, non-unit scales are penalised, the best peak moves the
     box and the size follows the best scale with smoothing (Sec. 3.2).
 
-    With ``lingual`` (a ``LingualSpecification``) it is Model II: the sentence gives the first-frame box.
-    Choice: SiamFC's scale step 1.0375, penalty 0.9745 and smoothing 0.59 stand in for the official values.
+    With ``lingual`` (a ``LingualSpecification``) it is Model II: the sentence gives the first-frame box. With a
+    ``lingual_weight`` w > 0 as well it is Model III: every frame the lingual network also responds over the
+    whole frame (with word attention conditioned on the first-frame target when it has attention), its map is
+    read at the positions of the visual response, and the two are mixed, (1 - w) visual + w lingual.
+    Choice: a convex mix with w = 0.5 (``lang_model_iii``); the paper combines the two without giving the rule.
+    Scales, penalty and smoothing are the official code's (``track_model/test_pred_config.py``): scales
+    0.9639, 1, 1.0375, penalty 0.962 on the other two, and a smoothed scale factor s <- (1 - 0.34) s + 0.34
+    scale that multiplies the size every frame.
     """
 
-    def __init__(self, model, lingual=None, scale_step: float = 1.0375, scale_penalty: float = 0.9745,  # noqa: ANN001
-                 scale_lr: float = 0.59, name: str | None = None, amp: bool | None = None) -> None:
+    def __init__(self, model, lingual=None, scales: Sequence[float] = (0.9639, 1.0, 1.0375),  # noqa: ANN001
+                 scale_penalty: float = 0.962, scale_lr: float = 0.34, lingual_weight: float = 0.0,
+                 name: str | None = None, amp: bool | None = None) -> None:
         self.model = model.eval()
         self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.lingual = lingual.eval() if lingual is not None else None
         self.needs_sentence = lingual is not None
-        self.scales = np.array([1 / scale_step, 1.0, scale_step])
+        if not 0.0 <= lingual_weight <= 1.0 or (lingual_weight > 0 and lingual is None):
+            raise ValueError("lingual_weight must lie in [0, 1], and above 0 needs a lingual network (Model III)")
+        self.lingual_weight = lingual_weight
+        self.sentences: list[str] = []
+        self.targets: torch.Tensor | None = None
+        self.scales = np.asarray(scales, dtype=np.float64)
         self.penalty, self.scale_lr = scale_penalty, scale_lr
-        self.name = name or ("LangModelII" if lingual is not None else "VisualSpec")
+        self.factors: list[float] = []
+        self.name = name or ("VisualSpec" if lingual is None else "LangModelIII" if lingual_weight else "LangModelII")
         self.filters: torch.Tensor | None = None
         self.centres: list[np.ndarray] = []
         self.sizes: list[np.ndarray] = []
@@ -108,6 +121,11 @@ class VisualTracker(Tracker):
             self.filters = self.model.filters(self._batch(crops))
         self.centres = [b[:2] + b[2:] / 2 for b in boxes]
         self.sizes = [b[2:].copy() for b in boxes]
+        self.factors = [1.0] * len(boxes)
+        if self.lingual_weight:
+            self.sentences = list(sentences)
+            self.targets = (self.lingual.describe_targets(list(images), boxes, self.amp)
+                            if self.lingual.attention is not None else None)
         return boxes
 
     @torch.no_grad()
@@ -130,9 +148,13 @@ class VisualTracker(Tracker):
         cells = response.shape[-1]
         up = cells * self.model.stride
         fine = F.interpolate(response[:, None], size=(up, up), mode="bicubic", align_corners=True)[:, 0]
-        fine = fine.view(len(active), n, up, up).cpu().numpy()
-        penalty = np.where(self.scales == 1.0, 1.0, self.penalty)
+        fine = fine.view(len(active), n, up, up)
         offset, stride = self.model.cell_centres(cells)
+        if self.lingual_weight:
+            lingual = self._lingual_at_cells(images, active, centres, regions, offset, stride, cells, up)
+            fine = (1 - self.lingual_weight) * fine + self.lingual_weight * lingual
+        fine = fine.cpu().numpy()
+        penalty = np.where(self.scales == 1.0, 1.0, self.penalty)
         for i, k in enumerate(active):
             peaks = fine[i].reshape(n, -1).max(1) * penalty
             best = int(np.argmax(peaks))
@@ -140,8 +162,31 @@ class VisualTracker(Tracker):
             position = offset + np.array([col, row]) * (cells - 1) / (up - 1) * stride  # crop pixels
             region = regions[i * n + best]
             self.centres[k] = self.centres[k] + (position - hp.search_size / 2) * region / hp.search_size
-            self.sizes[k] = (1 - self.scale_lr) * self.sizes[k] + self.scale_lr * self.sizes[k] * self.scales[best]
+            self.factors[k] = (1 - self.scale_lr) * self.factors[k] + self.scale_lr * self.scales[best]
+            self.sizes[k] = self.sizes[k] * self.factors[k]
             h, w = images[k].shape[:2]
             self.centres[k] = np.clip(self.centres[k], 0, [w, h])
             out[k] = np.concatenate([self.centres[k] - self.sizes[k] / 2, self.sizes[k]])
         return out
+
+    def _lingual_at_cells(self, images, active, centres, regions, offset, stride, cells, up):  # noqa: ANN001, ANN202
+        """The lingual network's whole-frame response read at the frame positions of every fine response cell of
+        every search crop: (A, scales, up, up)."""
+        hp, n = self.model.hparams, len(self.scales)
+        targets = None if self.targets is None else self.targets[active]
+        maps = self.lingual.responses([images[k] for k in active], [self.sentences[k] for k in active], targets,
+                                      self.amp)
+        device = maps.device
+        u = torch.as_tensor(offset + np.arange(up) * (cells - 1) / (up - 1) * stride - hp.search_size / 2,
+                            dtype=torch.float32, device=device)  # crop pixels from the crop centre
+        c = torch.as_tensor(centres, dtype=torch.float32, device=device)  # (A n, 2) frame pixels
+        r = torch.as_tensor(regions, dtype=torch.float32, device=device) / hp.search_size
+        wh = torch.tensor([[images[k].shape[1], images[k].shape[0]] for k in active], dtype=torch.float32,
+                          device=device).repeat_interleave(n, 0)
+        gx = (c[:, 0:1] + u[None] * r[:, 0:1]) / wh[:, 0:1] * 2 - 1  # (A n, up), grid_sample's [-1, 1]
+        gy = (c[:, 1:2] + u[None] * r[:, 1:2]) / wh[:, 1:2] * 2 - 1
+        grid = torch.stack([gx[:, None, :].expand(-1, up, -1), gy[:, :, None].expand(-1, -1, up)], -1)
+        grid = grid.view(len(active), n * up, up, 2)
+        sampled = F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return sampled.view(len(active), n, up, up)
+

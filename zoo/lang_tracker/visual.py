@@ -154,15 +154,18 @@ class VisualSpecification(ZooModule):
         return VisualTracker(self, **kwargs)
 
 
+FAITHFUL = dict(backbone="vgg16", exemplar_size=264, search_size=352)
+TINY = dict(backbone="tiny", pretrained_backbone=False, exemplar_size=96, search_size=128, optimizer="adam", lr=1e-3,
+            weight_decay=0.0)
+
+
 @register_model
 def visual_vgg16(**kwargs: Any) -> VisualSpecification:
     """The visual specification network as in the paper: VGG16 to relu4_3, 264 / 352 crops, 11 x 11 filter."""
-    return VisualSpecification(**{"backbone": "vgg16", "exemplar_size": 264, "search_size": 352, **kwargs})
+    return VisualSpecification(**{**FAITHFUL, **kwargs})
 
 
 @register_model
 def visual_tiny(**kwargs: Any) -> VisualSpecification:
     """The CPU size: a small stride-8 trunk, 96 / 128 crops (a 4 x 4 filter), Adam."""
-    defaults = dict(backbone="tiny", pretrained_backbone=False, exemplar_size=96, search_size=128, optimizer="adam",
-                    lr=1e-3, weight_decay=0.0)
-    return VisualSpecification(**{**defaults, **kwargs})
+    return VisualSpecification(**{**TINY, **kwargs})

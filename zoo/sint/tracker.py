@@ -60,13 +60,18 @@ def flow_support(flow: np.ndarray, previous: np.ndarray, candidates: np.ndarray)
 
 
 class SINTTracker(Tracker):
-    """got10k-style tracker over a ``SINT`` network; ``flow=True`` gives SINT+."""
+    """got10k-style tracker over a ``SINT`` network; ``flow=True`` gives SINT+.
+
+    ``radius`` and ``step`` are pixels at the paper's 512 x 512 input (``reference_size``), so the search
+    region is the same fraction of the frame whatever the network's input size (30 W / 512 in the frame).
+    """
 
     def __init__(
         self,
         model,  # noqa: ANN001
         radius: float = 30.0,
         step: float = 3.0,
+        reference_size: int = 512,
         angles: int = 10,
         scales: Sequence[float] = (math.sqrt(2) / 2, 1.0, math.sqrt(2)),
         regression: bool = True,
@@ -85,6 +90,7 @@ class SINTTracker(Tracker):
         if (on_gpu if channels_last is None else channels_last):
             self.model.to(memory_format=torch.channels_last)
         self.radius, self.step, self.angles, self.scales = radius, step, angles, tuple(scales)
+        self.reference_size = reference_size
         self.regression, self.ridge_lambda, self.regression_iou = regression, ridge_lambda, regression_iou
         self.flow, self.flow_top, self.flow_threshold = flow, flow_top, flow_threshold
         self.name = name or ("SINT+" if flow else "SINT")
@@ -144,6 +150,13 @@ class SINTTracker(Tracker):
     def _conv4(self, feats, rois: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         return F.normalize(self.model.head.conv4_features(feats[0], rois.to(feats[0].device)).float(), dim=1)
 
+    def candidates(self, index: int = 0) -> np.ndarray:
+        """Candidate boxes (x, y, w, h, frame pixels) for sequence ``index``'s next frame."""
+        st = self._states[index]
+        h, w = st.frame_size
+        return candidate_boxes(st.previous, st.first_size, w, h, self.reference_size, self.radius, self.step,
+                               self.angles, self.scales)
+
     @torch.no_grad()
     def update_batch(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
         active = [i for i, im in enumerate(images) if im is not None]
@@ -154,19 +167,7 @@ class SINTTracker(Tracker):
         feats = self._trunk(x)
         cands, rois = [], []
         for k, i in enumerate(active):
-            st = self._states[i]
-            h, w = st.frame_size
-            c = candidate_boxes(
-                st.previous,
-                st.first_size,
-                w,
-                h,
-                self.model.hparams.input_size,
-                self.radius,
-                self.step,
-                self.angles,
-                self.scales,
-            )
+            c = self.candidates(i)
             cands.append(c)
             rois.append(to_rois(c, k, *factors[k]))
         with self._autocast():
