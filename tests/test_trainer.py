@@ -171,6 +171,8 @@ def test_cli_help_list_info_synth(tmp_path):
     assert "parameters:" in info and "ClipClassifier" in info
     synth = _zoo("synth", "--format", "alov", "--out", str(tmp_path / "alov"), "--videos", "2", "--frames", "6")
     assert synth.returncode == 0 and (tmp_path / "alov" / "alov300++_rectangleAnnotation_full").is_dir()
+    bad = _zoo("synth", "--format", "otb", "--out", str(tmp_path / "otb"), "--appearance-change", "2")
+    assert bad.returncode == 2 and "--appearance-change must lie in [0, 1]" in bad.stderr
 
 
 def test_tiny_model_learns_motion_classes(synth_ucf101, tmp_path):

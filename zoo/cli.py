@@ -177,13 +177,17 @@ def cmd_synth(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=SynthConfig.num_frames)
     p.add_argument("--size", default=f"{SynthConfig.height}x{SynthConfig.width}", help="HEIGHTxWIDTH")
+    p.add_argument("--appearance-change", type=float, default=0.0, metavar="A",
+                   help="0 to 1: objects' colours drift this far and the light swings by A/2 over a video (default 0)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     try:
         h, w = (int(v) for v in a.size.lower().split("x"))
     except ValueError:
         p.error(f"--size must be HEIGHTxWIDTH, not {a.size!r}")
-    cfg = SynthConfig(height=h, width=w, num_frames=a.frames)
+    if not 0.0 <= a.appearance_change <= 1.0:
+        p.error(f"--appearance-change must lie in [0, 1], not {a.appearance_change}")
+    cfg = SynthConfig(height=h, width=w, num_frames=a.frames, appearance_change=a.appearance_change)
     out = synthesize(a.format, a.out, a.videos, a.seed, cfg, overwrite=a.overwrite)
     print(f"wrote {a.videos} synthetic videos in {a.format} layout to {out}")
     return 0
