@@ -174,18 +174,21 @@ class LingualSpecification(ZooModule):
     def configure_optimizers(self) -> Any:
         return hparams_optimizer(self)
 
-    def inputs(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """RGB frames of any size -> uint8 (N, 3, S, S) on the model's device (aspect ratio not kept)."""
+    def inputs(self, frames: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
+        """RGB frames of any size, (H, W, 3) arrays or (3, H, W) tensors already on the device -> uint8
+        (N, 3, S, S) on the model's device (aspect ratio not kept)."""
         s, device = self.hparams.input_size, self.mean.device
+        chw = [f if isinstance(f, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)
+               for f in frames]
         return torch.cat([
-            F.interpolate(torch.from_numpy(np.ascontiguousarray(f)).to(device).permute(2, 0, 1)[None].float(),
-                          size=(s, s), mode="bilinear", align_corners=False).clamp_(0, 255).to(torch.uint8)
-            for f in frames
+            F.interpolate(f.to(device)[None].float(), size=(s, s), mode="bilinear", align_corners=False)
+            .clamp_(0, 255).to(torch.uint8)
+            for f in chw
         ])
 
     @torch.no_grad()
-    def responses(self, frames: list[np.ndarray], sentences: list[str], targets: torch.Tensor | None = None,
-                  amp: bool = False) -> torch.Tensor:
+    def responses(self, frames: list[np.ndarray] | list[torch.Tensor], sentences: list[str],
+                  targets: torch.Tensor | None = None, amp: bool = False) -> torch.Tensor:
         """Probabilities (N, 1, h, w) at map resolution over whole frames, in one forward pass (``amp``: bf16);
         ``targets`` as in ``forward``."""
         with torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=amp):

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from zoo.lang_tracker.crops import crop_region, crop_regions
-from zoo.tracking.base import Tracker
+from zoo.tracking.base import BatchTracker
 
 
-class LingualTracker(Tracker):
+class LingualTracker(BatchTracker):
     """Tracks by grounding the sentence in each frame; ``init`` returns the first-frame box it found (a given
     box is ignored: Model I uses the sentence only)."""
 
@@ -25,12 +25,6 @@ class LingualTracker(Tracker):
         self.name = name or "LangModelI"
         self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.sentences: list[str] = []
-
-    def init(self, image: np.ndarray, box: np.ndarray | None = None, sentence: str | None = None) -> np.ndarray:
-        return self.init_batch([image], [box], [sentence])[0]
-
-    def update(self, image: np.ndarray) -> np.ndarray:
-        return self.update_batch([image])[0]
 
     def init_batch(
         self,
@@ -53,7 +47,7 @@ class LingualTracker(Tracker):
         return out
 
 
-class VisualTracker(Tracker):
+class VisualTracker(BatchTracker):
     """The visual specification network as a tracker: the first-frame template is never updated; each frame
     is searched at 3 scales around the previous box, non-unit scales are penalised, the best peak moves the
     box and the size follows the best scale with smoothing (Sec. 3.2).
@@ -87,12 +81,6 @@ class VisualTracker(Tracker):
         self.filters: torch.Tensor | None = None
         self.centres: list[np.ndarray] = []
         self.sizes: list[np.ndarray] = []
-
-    def init(self, image: np.ndarray, box: np.ndarray | None = None, sentence: str | None = None) -> np.ndarray:
-        return self.init_batch([image], [box], None if sentence is None else [sentence])[0]
-
-    def update(self, image: np.ndarray) -> np.ndarray:
-        return self.update_batch([image])[0]
 
     def _batch(self, crops: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous().to(self.model.mean.device)
@@ -151,7 +139,7 @@ class VisualTracker(Tracker):
         fine = fine.view(len(active), n, up, up)
         offset, stride = self.model.cell_centres(cells)
         if self.lingual_weight:
-            lingual = self._lingual_at_cells(images, active, centres, regions, offset, stride, cells, up)
+            lingual = self._lingual_at_cells(frames, active, centres, regions, offset, stride, cells, up)
             fine = (1 - self.lingual_weight) * fine + self.lingual_weight * lingual
         fine = fine.cpu().numpy()
         penalty = np.where(self.scales == 1.0, 1.0, self.penalty)
@@ -169,19 +157,18 @@ class VisualTracker(Tracker):
             out[k] = np.concatenate([self.centres[k] - self.sizes[k] / 2, self.sizes[k]])
         return out
 
-    def _lingual_at_cells(self, images, active, centres, regions, offset, stride, cells, up):  # noqa: ANN001, ANN202
-        """The lingual network's whole-frame response read at the frame positions of every fine response cell of
-        every search crop: (A, scales, up, up)."""
+    def _lingual_at_cells(self, frames, active, centres, regions, offset, stride, cells, up):  # noqa: ANN001, ANN202
+        """The lingual network's response over the active sequences' whole ``frames`` (already on the device),
+        read at the frame positions of every fine response cell of every search crop: (A, scales, up, up)."""
         hp, n = self.model.hparams, len(self.scales)
         targets = None if self.targets is None else self.targets[active]
-        maps = self.lingual.responses([images[k] for k in active], [self.sentences[k] for k in active], targets,
-                                      self.amp)
+        maps = self.lingual.responses(frames, [self.sentences[k] for k in active], targets, self.amp)
         device = maps.device
         u = torch.as_tensor(offset + np.arange(up) * (cells - 1) / (up - 1) * stride - hp.search_size / 2,
                             dtype=torch.float32, device=device)  # crop pixels from the crop centre
         c = torch.as_tensor(centres, dtype=torch.float32, device=device)  # (A n, 2) frame pixels
         r = torch.as_tensor(regions, dtype=torch.float32, device=device) / hp.search_size
-        wh = torch.tensor([[images[k].shape[1], images[k].shape[0]] for k in active], dtype=torch.float32,
+        wh = torch.tensor([[f.shape[-1], f.shape[-2]] for f in frames], dtype=torch.float32,
                           device=device).repeat_interleave(n, 0)
         gx = (c[:, 0:1] + u[None] * r[:, 0:1]) / wh[:, 0:1] * 2 - 1  # (A n, up), grid_sample's [-1, 1]
         gy = (c[:, 1:2] + u[None] * r[:, 1:2]) / wh[:, 1:2] * 2 - 1

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from zoo.sint.regression import RidgeRegressor, apply_targets, rcnn_targets
 from zoo.sint.sampling import box_iou, candidate_boxes, polar_boxes
-from zoo.tracking.base import Tracker
+from zoo.tracking.base import BatchTracker
 
 
 @dataclass
@@ -59,7 +59,7 @@ def flow_support(flow: np.ndarray, previous: np.ndarray, candidates: np.ndarray)
     return inside.mean(1)
 
 
-class SINTTracker(Tracker):
+class SINTTracker(BatchTracker):
     """got10k-style tracker over a ``SINT`` network; ``flow=True`` gives SINT+.
 
     ``radius`` and ``step`` are pixels at the paper's 512 x 512 input (``reference_size``), so the search
@@ -95,12 +95,6 @@ class SINTTracker(Tracker):
         self.flow, self.flow_top, self.flow_threshold = flow, flow_top, flow_threshold
         self.name = name or ("SINT+" if flow else "SINT")
         self._states: list[_State] = []
-
-    def init(self, image: np.ndarray, box: np.ndarray) -> None:
-        self.init_batch([image], [box])
-
-    def update(self, image: np.ndarray) -> np.ndarray:
-        return self.update_batch([image])[0]
 
     @torch.no_grad()
     def init_batch(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> None:
@@ -167,8 +161,7 @@ class SINTTracker(Tracker):
         feats = self._trunk(x)
         cands, rois = [], []
         for k, i in enumerate(active):
-            c = self.candidates(i)
-            cands.append(c)
+            cands.append(c := self.candidates(i))
             rois.append(to_rois(c, k, *factors[k]))
         with self._autocast():
             desc = self.model.embed(feats, torch.cat(rois).to(x.device)).float()

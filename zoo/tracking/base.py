@@ -48,6 +48,18 @@ class Tracker(ABC):
         return [None if image is None else state.update(image) for state, image in zip(self._states, images)]
 
 
+class BatchTracker(Tracker):
+    """A tracker whose batched form is the real one: ``init`` and ``update`` run it on a single sequence.
+    ``init`` returns what ``init_batch`` returns for that sequence (a language tracker's own first box)."""
+
+    def init(self, image: np.ndarray, box: np.ndarray | None = None, sentence: str | None = None) -> Any:
+        out = self.init_batch([image], [box]) if sentence is None else self.init_batch([image], [box], [sentence])
+        return None if out is None else out[0]
+
+    def update(self, image: np.ndarray) -> np.ndarray:
+        return self.update_batch([image])[0]
+
+
 def as_tracker(model: Any) -> Tracker:
     """A Tracker from a zoo model: the model itself, or what its ``tracker()`` method returns."""
     if isinstance(model, Tracker):
