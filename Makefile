@@ -21,12 +21,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
-# The main job on built-in synthetic data: train SINT (tiny) on synthetic ALOV300++ pairs, then benchmark it
-# on held-out synthetic OTB sequences (and the real OTB sequences in ../shared when present) next to the
+# The main job on built-in synthetic data: train SINT (tiny) on synthetic ALOV300++ pairs whose objects change
+# colour and light, then benchmark it on held-out synthetic OTB sequences (and the real OTB sequences in ../shared when present) next to the
 # untrained network and the first-box baseline.
 demo: $(STAMP)
-	$(BIN)/zoo synth --format alov --out $(DEMO_DIR)/alov --videos 60 --seed 11 --overwrite
-	$(BIN)/zoo synth --format otb --out $(DEMO_DIR)/otb --videos 12 --seed 12 --overwrite
+	$(BIN)/zoo synth --format alov --out $(DEMO_DIR)/alov --videos 120 --seed 11 --appearance-change 0.8 --overwrite
+	$(BIN)/zoo synth --format otb --out $(DEMO_DIR)/otb --videos 20 --seed 12 --appearance-change 0.8 --overwrite
 	$(BIN)/zoo synth --format ucf101 --out $(DEMO_DIR)/ucf101 --videos 140 --seed 0 --overwrite
 	$(BIN)/zoo list
 	$(BIN)/zoo fit --config configs/sint_tiny_synthetic.yaml --data.init_args.root $(DEMO_DIR)/alov
