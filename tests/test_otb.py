@@ -343,3 +343,19 @@ def test_benchmark_on_synthetic_sequences_in_the_otb_layout(tmp_path):
     assert seq["success_curve"] == expected.tolist()
     with pytest.raises(DatasetError, match="no result file for any of the 100 otb100 sequences"):
         score_results(tmp_path / "out" / "results" / "IdentityTracker", root=root)
+
+
+def test_benchmark_cli_seeds_untrained_networks(tmp_path):
+    """``--model`` without weights builds a random network: ``--seed`` (default 0) makes the run repeat."""
+    from datamodules.synthetic import SynthConfig, synthesize
+
+    root = synthesize("otb", tmp_path / "otb", num_videos=2, seed=3, cfg=SynthConfig(height=72, width=96, num_frames=8))
+
+    def boxes(out: str, *seed: str) -> list[str]:
+        run = _zoo("benchmark", "otb", "--model", "sint_tiny", "--root", str(root), "--subset", "folders",
+                   "--out", str(tmp_path / out), "--name", "t", *seed)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return [f.read_text() for f in sorted((tmp_path / out / "results" / "t").glob("*.txt"))]
+
+    first = boxes("a")
+    assert len(first) == 2 and first == boxes("b", "--seed", "0") and first != boxes("c", "--seed", "1")

@@ -249,6 +249,8 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
     p.add_argument("--batch-size", type=int, default=1, help="sequences tracked in lockstep")
     p.add_argument("--devices", default="auto")
     p.add_argument("--name", help="tracker name for results and reports (default: the tracker's own)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights a --model has no checkpoint for (an "
+                   "untrained network), so runs repeat (default 0)")
     p.add_argument("--flow", action="store_true", help="SINT+: the optical-flow check (SINT models only)")
     p.add_argument("--lingual", metavar="CKPT", help="a lingual network checkpoint that, with the visual network "
                    "(--model/--checkpoint), makes Model II or III, on otb99lang")
@@ -285,6 +287,9 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
             has_weights = a.model in zoo.list_models(pretrained=True) or (
                 "." not in a.model and any(e.arch == a.model for e in zoo.checkpoint_entries().values())
             )
+            import torch
+
+            torch.manual_seed(a.seed)
             model = zoo.load(a.model, pretrained=has_weights)
         devices = int(a.devices) if a.devices.isdigit() else a.devices
         if a.flow:
