@@ -186,30 +186,43 @@ class LingualSpecification(ZooModule):
             for f in chw
         ])
 
-    @torch.no_grad()
-    def responses(self, frames: list[np.ndarray] | list[torch.Tensor], sentences: list[str],
-                  targets: torch.Tensor | None = None, amp: bool = False) -> torch.Tensor:
-        """Probabilities (N, 1, h, w) at map resolution over whole frames, in one forward pass (``amp``: bf16);
-        ``targets`` as in ``forward``."""
-        with torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=amp):
-            return torch.sigmoid(self(self.inputs(frames), self.tokens(sentences), targets).float())
+    def _autocast(self, amp: bool):  # noqa: ANN202
+        return torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=amp)
 
     @torch.no_grad()
-    def describe_targets(self, frames: list[np.ndarray], boxes: list[np.ndarray], amp: bool = False) -> torch.Tensor:
+    def frame_features(self, frames: list[np.ndarray] | list[torch.Tensor], amp: bool = False) -> torch.Tensor:
+        """Trunk features (N, C, h, w) of whole frames (``amp``: bf16), to share between ``ground`` and
+        ``describe_targets`` on the same frames."""
+        with self._autocast(amp):
+            return self.features(self.inputs(frames))
+
+    @torch.no_grad()
+    def responses(self, frames: list[np.ndarray] | list[torch.Tensor], sentences: list[str],
+                  targets: torch.Tensor | None = None, amp: bool = False, features: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+        """Probabilities (N, 1, h, w) at map resolution over whole frames, in one forward pass (``amp``: bf16);
+        ``targets`` as in ``forward``; ``features``: the frames' ``frame_features`` when already computed."""
+        f = self.frame_features(frames, amp) if features is None else features
+        with self._autocast(amp):
+            return torch.sigmoid(self.respond(f, self.tokens(sentences), targets).float())
+
+    @torch.no_grad()
+    def describe_targets(self, frames: list[np.ndarray], boxes: list[np.ndarray], amp: bool = False,
+                         features: torch.Tensor | None = None) -> torch.Tensor:
         """(N, C) target features of x, y, w, h boxes (frame pixels) for the word attention of Model III."""
         s = self.hparams.input_size
         scaled = [[b[0] * s / f.shape[1], b[1] * s / f.shape[0], (b[0] + b[2]) * s / f.shape[1],
                    (b[1] + b[3]) * s / f.shape[0]] for f, b in zip(frames, boxes)]
-        with torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=amp):
-            f = self.features(self.inputs(frames))
+        f = self.frame_features(frames, amp) if features is None else features
         return self.target_features(f.float(), torch.tensor(scaled, dtype=torch.float32, device=f.device))
 
-    def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False) -> np.ndarray:
+    def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False,
+               features: torch.Tensor | None = None) -> np.ndarray:
         """Boxes (N, 4: x, y, w, h in frame pixels) of the sentences in RGB frames of any size, in one forward
-        pass (``amp``: bf16 autocast)."""
+        pass (``amp``: bf16 autocast; ``features`` as in ``responses``)."""
         s = self.hparams.input_size
-        up = F.interpolate(self.responses(frames, sentences, amp=amp), size=(s, s), mode="bilinear",
-                           align_corners=False)[:, 0]
+        up = F.interpolate(self.responses(frames, sentences, amp=amp, features=features), size=(s, s),
+                           mode="bilinear", align_corners=False)[:, 0]
         boxes = []
         for r, f in zip(up.cpu(), frames):
             x, y, w, h = box_from_response(r)

@@ -92,10 +92,14 @@ class VisualTracker(BatchTracker):
         boxes: Sequence[np.ndarray | None] | None = None,
         sentences: Sequence[str] | None = None,
     ) -> list[np.ndarray]:
+        describe = self.lingual_weight > 0 and self.lingual.attention is not None
+        features = None
         if self.lingual is not None:
             if sentences is None:
                 raise ValueError(f"{self.name} tracks from a sentence: give one per sequence")
-            boxes = list(self.lingual.ground(list(images), list(sentences)))
+            # Model III reads the first frames' lingual features twice (box, then target): one trunk pass
+            features = self.lingual.frame_features(list(images), self.amp) if describe else None
+            boxes = list(self.lingual.ground(list(images), list(sentences), self.amp, features))
         if boxes is None or any(b is None for b in boxes):
             raise ValueError(f"{self.name} needs a first-frame box (or a lingual network and sentences)")
         boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
@@ -112,8 +116,7 @@ class VisualTracker(BatchTracker):
         self.factors = [1.0] * len(boxes)
         if self.lingual_weight:
             self.sentences = list(sentences)
-            self.targets = (self.lingual.describe_targets(list(images), boxes, self.amp)
-                            if self.lingual.attention is not None else None)
+            self.targets = self.lingual.describe_targets(list(images), boxes, self.amp, features) if describe else None
         return boxes
 
     @torch.no_grad()
