@@ -251,11 +251,11 @@ def trained_model_one(tmp_path_factory):
     from zoo.trainer import build_trainer
 
     cfg = SynthConfig(height=96, width=128, num_frames=16, min_size=8, max_size=14)
-    root = synthesize("otb99lang", tmp_path_factory.mktemp("lang") / "lang", num_videos=120, seed=5, cfg=cfg)
+    root = synthesize("otb99lang", tmp_path_factory.mktemp("lang") / "lang", num_videos=320, seed=5, cfg=cfg)
     pl.seed_everything(0)
-    dm = GroundingDataModule(str(root), subset="folders", input_size=128, step=4, batch_size=16, num_workers=2)
+    dm = GroundingDataModule(str(root), subset="folders", input_size=128, step=8, batch_size=16, num_workers=2)
     model = zoo.create_model("lingual_tiny", attention=True)  # the plain path (Model I) is trained as well
-    trainer = build_trainer(max_epochs=8, loggers="", logger=False, enable_checkpointing=False,
+    trainer = build_trainer(max_epochs=12, loggers="", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False)
     trainer.fit(model, dm)
     return model.eval(), root, dm
@@ -263,14 +263,17 @@ def trained_model_one(tmp_path_factory):
 
 def test_model_one_grounds_held_out_sentences(trained_model_one):
     """Trained on the training split, Model I finds the target of unseen test sentences on their first frames
-    far better than a random box of the usual size."""
+    far better than a random box of the usual size, and by reading them: given another video's sentence, it
+    finds the target far less often."""
     from datamodules.video import read_rgb
     from zoo.metrics.otb import iou
 
     model, _, dm = trained_model_one
     frames = [read_rgb(path) for path, _, _ in dm.val_set.items]
     truth = torch.tensor(np.stack([box for _, box, _ in dm.val_set.items]))
-    found = iou(torch.from_numpy(model.ground(frames, [s for _, _, s in dm.val_set.items])), truth).mean().item()
+    sentences = [s for _, _, s in dm.val_set.items]
+    found = iou(torch.from_numpy(model.ground(frames, sentences)), truth).mean().item()
+    shuffled = iou(torch.from_numpy(model.ground(frames, sentences[1:] + sentences[:1])), truth).mean().item()
     rng = np.random.default_rng(0)
     size = np.stack([box for _, box, _ in dm.train_set.items])[:, 2:].mean(0)
     chance = np.mean([
@@ -278,8 +281,9 @@ def test_model_one_grounds_held_out_sentences(trained_model_one):
             truth).mean().item()
         for _ in range(200)
     ])
-    print(f"first-frame grounding on {len(truth)} held-out sequences: mean IoU {found:.3f}, random box {chance:.3f}")
-    assert found > 0.15 and found > 4 * chance
+    print(f"first-frame grounding on {len(truth)} held-out sequences: mean IoU {found:.3f}, with another video's "
+          f"sentence {shuffled:.3f}, random box {chance:.3f}")
+    assert found > 0.3 and found > 4 * chance and found > shuffled + 0.1
 
 
 def make_subset(root, names, out):  # noqa: ANN001, ANN201
@@ -295,7 +299,7 @@ def test_model_one_benchmarks_from_sentences_alone_in_lockstep(trained_model_one
     from zoo.benchmark.runner import benchmark_otb
 
     model, full, _ = trained_model_one
-    names = ["Synth0060", "Synth0061", "Synth0062", "Synth0063"]
+    names = ["Synth0160", "Synth0161", "Synth0162", "Synth0163"]
     root = make_subset(full, names, tmp_path / "otb99lang")  # a short benchmark: four test sequences
     one = benchmark_otb(model, root, tmp_path / "one", subset="folders", dataset="otb99lang", name="m1",
                         enable_progress_bar=False)["m1"]
@@ -346,8 +350,8 @@ def trained_visual(trained_model_one):
     dm = TrackingPairsDataModule(str(root), subset="folders", exemplar_size=96, search_size=128, max_gap=5,
                                  batch_size=16, num_workers=2)
     model = zoo.create_model("visual_tiny")
-    trainer = build_trainer(max_epochs=6, loggers="", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False)
+    trainer = build_trainer(max_epochs=6, limit_train_batches=60, loggers="", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False)  # 960 of the 2,400 training pairs an epoch
     trainer.fit(model, dm)
     return model.eval()
 
@@ -357,7 +361,7 @@ def test_visual_tracker_learns_and_tracks_in_lockstep(trained_model_one, trained
     from zoo.benchmark.runner import benchmark_otb
 
     _, root, _ = trained_model_one
-    names = [f"Synth{i:04d}" for i in range(60, 80)]
+    names = [f"Synth{i:04d}" for i in range(160, 180)]
     kw = dict(subset="folders", names=names, enable_progress_bar=False)
     scores = {}
     for name, tracker in (("trained", trained_visual.tracker()),
@@ -397,13 +401,13 @@ def test_model_two_starts_from_the_grounded_box(trained_model_one, trained_visua
 
 def test_models_one_two_and_three_track_held_out_sequences(trained_model_one, trained_visual, tmp_path):
     """Models I, II and III from the trained networks, on 20 held-out sequences from their sentences alone:
-    II and III (trained) far above II with untrained networks; the three AUCs are printed."""
+    all three (trained) far above II with untrained networks; the three AUCs are printed."""
     import zoo
     from zoo.benchmark.runner import benchmark_otb
     from zoo.lang_tracker import LanguageTracking
 
     lingual, root, _ = trained_model_one
-    subset = make_subset(root, [f"Synth{i:04d}" for i in range(80, 100)], tmp_path / "otb99lang")
+    subset = make_subset(root, [f"Synth{i:04d}" for i in range(300, 320)], tmp_path / "otb99lang")
     untrained = zoo.create_model("lang_model_ii_tiny", lingual={"vocab": lingual.hparams.vocab})
     scores = {}
     for name, model in (("I", LanguageTracking.from_networks("I", lingual)),
@@ -414,8 +418,8 @@ def test_models_one_two_and_three_track_held_out_sequences(trained_model_one, tr
                              batch_size=20, enable_progress_bar=False)
         scores[name] = round(perf[name]["overall"]["success_score"], 3)
     print(f"language trackers, AUC on 20 held-out synthetic sequences: {scores}")
-    assert min(scores["II"], scores["III"]) > scores["II_untrained"] + 0.1
-    assert scores["I"] > 0.15
+    assert min(scores["I"], scores["II"], scores["III"]) > scores["II_untrained"] + 0.1
+    assert scores["I"] > 0.3
 
 
 def test_gpu_style_crops_equal_the_opencv_crops_inside_the_frame():
@@ -429,3 +433,24 @@ def test_gpu_style_crops_equal_the_opencv_crops_inside_the_frame():
     for i in range(2):
         expected, _ = crop_region(image, centres[i], sizes[i], 64)
         assert np.abs(crops[i].astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_lingual_network_trains_as_the_official_code():
+    """The faithful size fixes VGG16's convolutions (fc6-fc8, the text and the filter train) and uses Adam at
+    1e-3 with weight decay 5e-4; the tiny size trains its trunk too, with signed (tanh) filters."""
+    import zoo
+
+    net = zoo.create_model("lingual_vgg16", pretrained_backbone=False, vocab=["red"])
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in net.named_parameters() if p.requires_grad
+                 and n.startswith("trunk.")}
+    assert trainable == {"trunk.31", "trunk.33", "trunk.35"}  # fc6, fc7, fc8 as convolutions
+    optimizer = net.configure_optimizers()
+    assert type(optimizer).__name__ == "Adam" and optimizer.defaults["lr"] == 1e-3
+    assert optimizer.defaults["weight_decay"] == 5e-4
+    assert not any(p is q for g in optimizer.param_groups for p in g["params"] for q in net.trunk[0].parameters())
+    tiny = zoo.create_model("lingual_tiny", vocab=["red"])
+    assert all(p.requires_grad for p in tiny.trunk.parameters())
+    filters = tiny.filter.filters(torch.randn(64, 64) * 3)
+    assert filters.min() < 0 < filters.max() and filters.abs().max() < 1
+    with pytest.raises(ValueError, match="activation must be one of"):
+        zoo.create_model("lingual_tiny", filter_activation="relu")

@@ -52,7 +52,14 @@ class LingualSpecification(ZooModule):
     """Grounds a sentence in a frame: ``forward(images, tokens)`` gives response logits at map resolution.
 
     The vocabulary is a constructor argument (saved with the checkpoint); ``word_vectors`` optionally
-    initialises the embeddings from a word2vec file (gensim).
+    initialises the embeddings from a word2vec file (gensim). Training follows the official code
+    (``lang_seg_low_res_model``): VGG16's convolutions fixed (``freeze_backbone``; fc6-fc8 train; the tiny trunk
+    always trains), Adam at lr 1e-3 with weight decay 5e-4.
+
+    Choice (tiny size only): ``filter_activation="tanh"``. With a trunk trained from scratch, the paper's
+    sigmoid filters (positive weights) never come to depend on the sentence: the LSTM saturates in the first
+    epoch and one filter serves every sentence (shuffled sentences ground as well as the true ones). Signed
+    filters learn to read the sentence.
     """
 
     def __init__(
@@ -69,8 +76,10 @@ class LingualSpecification(ZooModule):
         attention: bool = False,
         attention_dim: int = 512,
         normalize: bool = True,
-        optimizer: str = "sgd",
-        lr: float = 0.01,
+        filter_activation: str = "sigmoid",
+        freeze_backbone: bool = True,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
     ) -> None:
@@ -84,10 +93,12 @@ class LingualSpecification(ZooModule):
             self.trunk, channels = tiny_fcn(width)
         else:
             raise ValueError(f"backbone must be 'vgg16' or 'tiny', not {backbone!r}")
+        if freeze_backbone and backbone == "vgg16":  # conv1_1 .. pool5, the official fix_vgg; tiny trunks train
+            self.trunk[:31].requires_grad_(False)
         self.text: SentenceEncoder | None = None
         if vocab is not None:
             self._build_text(vocab)
-        self.filter = DynamicFilter(hidden, channels + 8)
+        self.filter = DynamicFilter(hidden, channels + 8, filter_activation)
         self.attention = WordAttention(hidden, channels, attention_dim) if attention else None
         # Choice: a learned scale and bias on the response, since filters in (0, 1) on unit-norm features
         # cannot otherwise reach confident logits
@@ -271,7 +282,7 @@ def box_masks(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 FAITHFUL = dict(backbone="vgg16", input_size=512, hidden=1000)
 TINY = dict(backbone="tiny", pretrained_backbone=False, input_size=128, width=32, embed_dim=32, hidden=64,
-            attention_dim=64, optimizer="adam", lr=3e-3, weight_decay=0.0)
+            attention_dim=64, filter_activation="tanh", optimizer="adam", lr=3e-3, weight_decay=0.0)
 
 
 @register_model
@@ -282,5 +293,5 @@ def lingual_vgg16(**kwargs: Any) -> LingualSpecification:
 
 @register_model
 def lingual_tiny(**kwargs: Any) -> LingualSpecification:
-    """The CPU size: a small stride-8 CNN at 128 x 128, LSTM of 64 units, Adam."""
+    """The CPU size: a small stride-8 CNN at 128 x 128 trained with the rest, LSTM of 64 units, tanh filters."""
     return LingualSpecification(**{**TINY, **kwargs})

@@ -7,17 +7,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
 
 class DynamicFilter(nn.Module):
-    """A 1x1 filter per sample from a sentence encoding: w = sigmoid(FC(h_T)); response = w * features."""
+    """A 1x1 filter per sample from a sentence encoding: w = sigmoid(FC(h_T)) (the paper's); response = w * features.
 
-    def __init__(self, text_dim: int, channels: int) -> None:
+    ``activation="tanh"`` gives signed filters, tanh(x) = 2 sigmoid(2x) - 1, for trunks trained from scratch."""
+
+    def __init__(self, text_dim: int, channels: int, activation: str = "sigmoid") -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
         self.fc = nn.Linear(text_dim, channels)
+        self.activation = ACTIVATIONS[activation]
 
     def filters(self, text: torch.Tensor) -> torch.Tensor:
         """(B, text_dim) -> (B, channels, 1, 1) kernels."""
-        return torch.sigmoid(self.fc(text))[:, :, None, None]
+        return self.activation(self.fc(text))[:, :, None, None]
 
     def forward(self, features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) features and (B, text_dim) -> (B, 1, H, W) response."""
