@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 # The main job on built-in synthetic data: train SINT (tiny) on synthetic ALOV300++ pairs whose objects change
-# colour and light, then benchmark it on held-out synthetic OTB sequences (and the real OTB sequences in ../shared when present) next to the
-# untrained network and the first-box baseline.
+# colour and light, then benchmark it on held-out synthetic OTB sequences (and the real OTB sequences in
+# ../shared when present) next to the untrained network and the first-box baseline.
 demo: $(STAMP)
 	$(BIN)/zoo synth --format alov --out $(DEMO_DIR)/alov --videos 120 --seed 11 --appearance-change 0.8 --overwrite
 	$(BIN)/zoo synth --format otb --out $(DEMO_DIR)/otb --videos 20 --seed 12 --appearance-change 0.8 --overwrite

@@ -22,6 +22,8 @@ from zoo.nn.dynamic import DynamicFilter, spatial_map
 from zoo.nn.text import MAX_TOKENS, SentenceEncoder, Vocabulary, word_vectors
 from zoo.registry import register_model
 
+VGG16_CONV_LAYERS = 31  # conv1_1 .. pool5: the first modules of vgg16_fcn, len(torchvision's vgg16().features)
+
 
 def vgg16_fcn(pretrained: bool = True) -> tuple[nn.Module, int]:
     """VGG16 made fully convolutional as in the official code: conv1_1 .. pool5, then fc6 as a 7 x 7 convolution
@@ -94,13 +96,13 @@ class LingualSpecification(ZooModule):
         else:
             raise ValueError(f"backbone must be 'vgg16' or 'tiny', not {backbone!r}")
         if freeze_backbone and backbone == "vgg16":  # conv1_1 .. pool5, the official fix_vgg; tiny trunks train
-            self.trunk[:31].requires_grad_(False)
+            self.trunk[:VGG16_CONV_LAYERS].requires_grad_(False)
         self.text: SentenceEncoder | None = None
         if vocab is not None:
             self._build_text(vocab)
         self.filter = DynamicFilter(hidden, channels + 8, filter_activation)
         self.attention = WordAttention(hidden, channels, attention_dim) if attention else None
-        # Choice: a learned scale and bias on the response, since filters in (0, 1) on unit-norm features
+        # Choice: a learned scale and bias on the response, since filters bounded by 1 on unit-norm features
         # cannot otherwise reach confident logits
         self.scale = nn.Parameter(torch.tensor(10.0))
         self.bias = nn.Parameter(torch.tensor(-2.0))
