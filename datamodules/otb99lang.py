@@ -200,6 +200,8 @@ class TrackingPairsDataModule(ZooDataModule):
         subset: str = "otb100",
         exemplar_size: int = 264,
         search_size: int = 352,
+        exemplar_context: float = 3.0,
+        search_context: float = 4.0,
         max_gap: int = 10,
         batch_size: int = 8,
         num_workers: int = 2,
@@ -210,6 +212,7 @@ class TrackingPairsDataModule(ZooDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
-        kw = dict(exemplar_size=hp.exemplar_size, search_size=hp.search_size, max_gap=hp.max_gap)
+        kw = dict(exemplar_size=hp.exemplar_size, search_size=hp.search_size, exemplar_context=hp.exemplar_context,
+                  search_context=hp.search_context, max_gap=hp.max_gap)
         self.train_set = TrackingPairs(OTB99LangSequences(hp.root, "train", True, hp.subset), **kw)
         self.val_set = TrackingPairs(OTB99LangSequences(hp.root, "test", True, hp.subset), deterministic=True, **kw)

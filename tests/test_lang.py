@@ -92,9 +92,12 @@ def test_overlap_labels():
     assert ious.shape == (11, 11) and ious[3, 5] == pytest.approx(1.0)
     assert ious[3, 6] == pytest.approx(12 * 20 / (2 * 400 - 12 * 20))  # shifted by 8 px: overlap 12 x 20
     labels, weights = overlap_labels(ious)
-    assert labels[3, 5] == 1 and labels[3, 6] == 0
-    assert weights[labels == 1].sum() == pytest.approx(0.5) and weights[ious <= 0.3].sum() == pytest.approx(0.5)
-    assert (weights[(ious > 0.3) & (ious < 0.7)] == 0).all()
+    assert labels[3, 5] == 1 and labels[3, 6] == 0 and weights[3, 6] > 0  # IoU 0.43: a negative
+    assert weights[labels == 1].sum() == pytest.approx(0.5) and weights[labels == 0].sum() == pytest.approx(0.5)
+    # the official thresholds: positive from 0.7, negative below 0.5, ignored between
+    labels, weights = overlap_labels(np.array([0.8, 0.7, 0.6, 0.5, 0.49, 0.0]))
+    np.testing.assert_array_equal(labels, [1, 1, 0, 0, 0, 0])
+    np.testing.assert_allclose(weights, [0.25, 0.25, 0, 0, 0.25, 0.25])
 
 
 def test_box_from_response_takes_the_largest_region():
@@ -326,6 +329,24 @@ def test_visual_network_shapes_at_the_faithful_size():
     assert filters.shape == (2, 768, 11, 11) and response.shape == (2, 1, 34, 34)
 
 
+def test_visual_network_trains_as_the_official_code():
+    """track_model: conv1 and conv2 fixed, conv3 and conv4 trained; SGD 4e-4 with Caffe's "inv" decay."""
+    import zoo
+
+    net = zoo.create_model("visual_vgg16", pretrained_backbone=False)
+    convs = [m for m in net.trunk.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.weight.requires_grad for c in convs] == [False] * 4 + [True] * 6
+    config = net.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["weight_decay"] == 1e-3
+    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == sum(
+        p.numel() for p in net.parameters() if p.requires_grad)
+    for _ in range(1000):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(4e-4 * 2**-0.75)  # (1 + 1e-3 * 1000) ^ -0.75
+
+
 def test_tracking_pairs_put_the_target_where_the_label_says(trained_model_one):
     from datamodules.otb99lang import OTB99LangSequences, TrackingPairs
 
@@ -347,12 +368,15 @@ def trained_visual(trained_model_one):
 
     _, root, _ = trained_model_one
     pl.seed_everything(0)
-    dm = TrackingPairsDataModule(str(root), subset="folders", exemplar_size=96, search_size=128, max_gap=5,
-                                 batch_size=16, num_workers=2)
+    dm = TrackingPairsDataModule(str(root), subset="folders", exemplar_size=96, search_size=128, exemplar_context=1.5,
+                                 search_context=2.0, max_gap=5, batch_size=16, num_workers=2)
     model = zoo.create_model("visual_tiny")
     trainer = build_trainer(max_epochs=6, limit_train_batches=60, loggers="", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False)  # 960 of the 2,400 training pairs an epoch
     trainer.fit(model, dm)
+    wrong = TrackingPairsDataModule(str(root), subset="folders", exemplar_size=96, search_size=128)  # 3x / 4x crops
+    with pytest.raises(ValueError, match=r"exemplar_context: model 1.5, data 3.0; search_context: model 2.0, data 4.0"):
+        build_trainer(fast_dev_run=1, loggers="", logger=False).fit(zoo.create_model("visual_tiny"), wrong)
     return model.eval()
 
 

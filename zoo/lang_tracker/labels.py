@@ -24,14 +24,15 @@ def iou_map(map_size: tuple[int, int], stride: float, offset: float, box_wh: tup
     return inter / (bw * bh + target[2] * target[3] - inter)
 
 
-def overlap_labels(ious: np.ndarray, positive: float = 0.7, negative: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """Labels (1 above ``positive``, 0 below ``negative``) and weights for the weighted sigmoid cross-entropy:
-    positives and negatives each carry half the total weight; cells in between weigh 0.
+def overlap_labels(ious: np.ndarray, positive: float = 0.7, negative: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (1 at or above ``positive``, 0 below ``negative``) and weights for the weighted sigmoid
+    cross-entropy: positives and negatives each carry half the total weight; cells in between weigh 0.
 
-    Choice: the IoU thresholds 0.7 / 0.3 (parameters); the released Caffe code is the reference to check.
+    The thresholds are the official code's (``track_model/train_config.py``: weight on overlaps >= 0.7 and
+    < 0.5); its weights sum to 0.1 per side where ours sum to 0.5, a loss scale only.
     """
-    labels = (ious >= positive).astype(np.float32)
-    pos, neg = ious >= positive, ious <= negative
+    pos, neg = ious >= positive, ious < negative
+    labels = pos.astype(np.float32)
     weights = np.zeros_like(ious, dtype=np.float32)
     if pos.any():
         weights[pos] = 0.5 / pos.sum()

@@ -58,8 +58,9 @@ class VisualTracker(BatchTracker):
     read at the positions of the visual response, and the two are mixed, (1 - w) visual + w lingual.
     Choice: a convex mix with w = 0.5 (``lang_model_iii``); the paper combines the two without giving the rule.
     Scales, penalty and smoothing are the official code's (``track_model/test_pred_config.py``): scales
-    0.9639, 1, 1.0375, penalty 0.962 on the other two, and a smoothed scale factor s <- (1 - 0.34) s + 0.34
-    scale that multiplies the size every frame.
+    0.9639, 1, 1.0375, penalty 0.962 on the raw scores (the correlation, before the learned scale, bias and
+    sigmoid) of the other two, and a smoothed scale factor s <- (1 - 0.34) s + 0.34 scale that multiplies the
+    size every frame.
     """
 
     def __init__(self, model, lingual=None, scales: Sequence[float] = (0.9639, 1.0, 1.0375),  # noqa: ANN001
@@ -135,7 +136,10 @@ class VisualTracker(BatchTracker):
                              hp.search_size)  # all sequences and scales in one roi_align, where the model is
         filters = self.filters[active].repeat_interleave(n, 0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
-            response = torch.sigmoid(self.model.respond(filters, crops).float())[:, 0]
+            scores = self.model.correlation(filters, crops).float()
+        penalty = torch.as_tensor(np.where(self.scales == 1.0, 1.0, self.penalty), dtype=torch.float32,
+                                  device=device).repeat(len(active))  # on the raw scores, as the official code
+        response = torch.sigmoid(self.model.logits(scores * penalty[:, None, None, None]))[:, 0]
         cells = response.shape[-1]
         up = cells * self.model.stride
         fine = F.interpolate(response[:, None], size=(up, up), mode="bicubic", align_corners=True)[:, 0]
@@ -145,9 +149,8 @@ class VisualTracker(BatchTracker):
             lingual = self._lingual_at_cells(frames, active, centres, regions, offset, stride, cells, up)
             fine = (1 - self.lingual_weight) * fine + self.lingual_weight * lingual
         fine = fine.cpu().numpy()
-        penalty = np.where(self.scales == 1.0, 1.0, self.penalty)
         for i, k in enumerate(active):
-            peaks = fine[i].reshape(n, -1).max(1) * penalty
+            peaks = fine[i].reshape(n, -1).max(1)
             best = int(np.argmax(peaks))
             row, col = np.unravel_index(int(np.argmax(fine[i, best])), (up, up))
             position = offset + np.array([col, row]) * (cells - 1) / (up - 1) * stride  # crop pixels

@@ -5,8 +5,13 @@ target resized to 264 x 264, gives the 11 x 11 x 768 filter (the target's cells)
 target at 352 x 352, is correlated with it per sample (a grouped convolution), and training uses a weighted
 sigmoid cross-entropy with labels from overlap maps.
 
+Training follows the official ``track_model`` (train_config.py, solver_sgd.prototxt): conv1 and conv2 fixed,
+positives at overlap >= 0.7 and negatives below 0.5, SGD at 4e-4 (momentum 0.9, weight decay 1e-3) with Caffe's
+"inv" decay lr (1 + 1e-3 step)^-0.75.
+
 Choices: crops scale width and height separately (the target fills a square in the crop); a learned scale
-and bias map the correlation to logits.
+and bias map the correlation to logits (the official code fixes them at 0.01196 and -1); the correlation is
+unpadded (the official one pads by 5 cells, so its map is as large as the search features).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from zoo.registry import register_model
 class VisualTrunk(nn.Module):
     """VGG16 to relu4_3 at stride 8 (pool4, pool5 removed); ``forward`` gives (pool3, relu4_3)."""
 
-    def __init__(self, pretrained: bool = True) -> None:
+    def __init__(self, pretrained: bool = True, freeze_conv12: bool = True) -> None:
         super().__init__()
         vgg = torchvision.models.vgg16()
         if pretrained:
@@ -37,6 +42,8 @@ class VisualTrunk(nn.Module):
         self.block3 = nn.Sequential(*vgg.features[:17])  # conv1_1 .. pool3
         self.block4 = nn.Sequential(*vgg.features[17:23])  # conv4_1 .. relu4_3
         self.channels = 256 + 512
+        if freeze_conv12:  # conv1_1 .. pool2 are fixed in the official track_model
+            self.block3[:10].requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p3 = self.block3(x)
@@ -78,16 +85,19 @@ class VisualSpecification(ZooModule):
         exemplar_context: float = 3.0,
         search_context: float = 4.0,
         positive_iou: float = 0.7,
-        negative_iou: float = 0.3,
+        negative_iou: float = 0.5,
+        freeze_conv12: bool = True,
         optimizer: str = "sgd",
-        lr: float = 1e-3,
+        lr: float = 4e-4,
         momentum: float = 0.9,
-        weight_decay: float = 5e-4,
+        weight_decay: float = 1e-3,
+        lr_decay_gamma: float = 1e-3,
+        lr_decay_power: float = 0.75,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         if backbone == "vgg16":
-            self.trunk = VisualTrunk(pretrained_backbone)
+            self.trunk = VisualTrunk(pretrained_backbone, freeze_conv12)
         elif backbone == "tiny":
             self.trunk = TinyVisualTrunk(width)
         else:
@@ -110,10 +120,17 @@ class VisualSpecification(ZooModule):
         start = (size - k) // 2
         return f[..., start : start + k, start : start + k]
 
+    def correlation(self, filters: torch.Tensor, searches: torch.Tensor) -> torch.Tensor:
+        """(B, C, k, k) filters and uint8 (B, 3, S, S) search crops -> (B, 1, R, R) raw scores: the mean over
+        the filter's cells of the normalised features' dot products."""
+        return correlate(self.features(searches), filters) / (self.filter_cells**2)
+
+    def logits(self, correlation: torch.Tensor) -> torch.Tensor:
+        return self.scale * correlation * 10 + self.bias
+
     def respond(self, filters: torch.Tensor, searches: torch.Tensor) -> torch.Tensor:
         """(B, C, k, k) filters and uint8 (B, 3, S, S) search crops -> (B, 1, R, R) response logits."""
-        response = correlate(self.features(searches), filters) / (self.filter_cells**2)
-        return self.scale * response * 10 + self.bias
+        return self.logits(self.correlation(filters, searches))
 
     def forward(self, exemplars: torch.Tensor, searches: torch.Tensor) -> torch.Tensor:
         return self.respond(self.filters(exemplars), searches)
@@ -144,8 +161,22 @@ class VisualSpecification(ZooModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch["box"]), sync_dist=True)
 
+    def on_fit_start(self) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        data_hp = getattr(data, "hparams", {})
+        crops = ("exemplar_size", "search_size", "exemplar_context", "search_context")
+        wrong = [f"{k}: model {self.hparams[k]}, data {data_hp[k]}" for k in crops
+                 if k in data_hp and data_hp[k] != self.hparams[k]]
+        if wrong:
+            raise ValueError(f"{type(data).__name__} cuts other crops than the model reads ({'; '.join(wrong)})")
+
     def configure_optimizers(self) -> Any:
-        return hparams_optimizer(self)
+        optimizer = hparams_optimizer(self)
+        gamma, power = self.hparams.lr_decay_gamma, self.hparams.lr_decay_power
+        if not gamma:
+            return optimizer
+        inv = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (1 + gamma * step) ** -power)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": inv, "interval": "step"}}
 
     def tracker(self, **kwargs: Any):  # noqa: ANN201
         """The visual tracker (Model II when given a lingual network for the first box)."""
@@ -155,8 +186,11 @@ class VisualSpecification(ZooModule):
 
 
 FAITHFUL = dict(backbone="vgg16", exemplar_size=264, search_size=352)
-TINY = dict(backbone="tiny", pretrained_backbone=False, exemplar_size=96, search_size=128, optimizer="adam", lr=1e-3,
-            weight_decay=0.0)
+# the tiny crops hold less context (1.5x and 2x the target), so the target spans 8 cells of 8 px as the paper's
+# 88 px target spans 11, and the overlap labels mark the same neighbourhood (at 3x / 4x it spans 4 and only the
+# centre cell is positive)
+TINY = dict(backbone="tiny", pretrained_backbone=False, exemplar_size=96, search_size=128, exemplar_context=1.5,
+            search_context=2.0, optimizer="adam", lr=1e-3, weight_decay=0.0, lr_decay_gamma=0.0)
 
 
 @register_model
@@ -167,5 +201,5 @@ def visual_vgg16(**kwargs: Any) -> VisualSpecification:
 
 @register_model
 def visual_tiny(**kwargs: Any) -> VisualSpecification:
-    """The CPU size: a small stride-8 trunk, 96 / 128 crops (a 4 x 4 filter), Adam."""
+    """The CPU size: a small stride-8 trunk, 96 / 128 crops of 1.5x / 2x the target (an 8 x 8 filter), Adam."""
     return VisualSpecification(**{**TINY, **kwargs})
