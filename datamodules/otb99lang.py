@@ -120,8 +120,9 @@ class GroundingFrames(torch.utils.data.Dataset):
 
 
 class GroundingDataModule(ZooDataModule):
-    """Training frames of the ``train`` split and validation first frames of the ``test`` split, for the
-    lingual specification network (Model I)."""
+    """Training frames of the ``train`` split (every ``step``-th, or with ``first_only`` the first frames, which
+    the sentences describe) and validation first frames of the ``test`` split, for the lingual specification
+    network (Model I)."""
 
     def __init__(
         self,
@@ -129,6 +130,7 @@ class GroundingDataModule(ZooDataModule):
         subset: str = "otb100",
         input_size: int = 512,
         step: int = 1,
+        first_only: bool = False,
         batch_size: int = 8,
         num_workers: int = 2,
         seed: int = 0,
@@ -143,7 +145,7 @@ class GroundingDataModule(ZooDataModule):
         hp = self.hparams
         train = OTB99LangSequences(hp.root, "train", allow_missing=True, subset=hp.subset)
         test = OTB99LangSequences(hp.root, "test", allow_missing=True, subset=hp.subset)
-        self.train_set = GroundingFrames(train, hp.input_size, hp.step)
+        self.train_set = GroundingFrames(train, hp.input_size, hp.step, hp.first_only)
         self.val_set = GroundingFrames(test, hp.input_size, first_only=True)
 
 

@@ -157,6 +157,52 @@ def test_fully_convolutional_vgg16_is_the_classifier_at_the_centre():
     torch.testing.assert_close(out[0, :, 3, 3], vgg(x)[0], atol=1e-3, rtol=1e-3)
 
 
+
+def test_second_stage_learns_the_upsampling_from_the_first_stage_weights(tmp_path):
+    """The official high-resolution stage: a learned transposed convolution, bilinear at the start, trained from
+    a first-stage checkpoint (weights and vocabulary); its own checkpoint no longer needs the first."""
+    import torch.nn.functional as F
+
+    import zoo
+    from datamodules.otb99lang import GroundingDataModule
+    from zoo.errors import CheckpointError
+    from zoo.trainer import build_trainer
+
+    cfg = SynthConfig(height=64, width=80, num_frames=4, min_size=5, max_size=10)
+    root = synthesize("otb99lang", tmp_path / "lang", num_videos=4, seed=0, cfg=cfg)
+    dm = GroundingDataModule(str(root), subset="folders", input_size=64, batch_size=2, num_workers=0)
+    first = zoo.create_model("lingual_tiny", input_size=64)
+    trainer = build_trainer(fast_dev_run=1, loggers="", logger=False, enable_checkpointing=False)
+    trainer.fit(first, dm)
+    trainer.save_checkpoint(tmp_path / "first.ckpt")
+
+    second = zoo.create_model("lingual_tiny", input_size=64, upsample="deconv", lr=1e-4,
+                              init_weights=str(tmp_path / "first.ckpt"))
+    assert second.vocab.words == first.vocab.words and "init_weights" not in second.hparams
+    for name, weight in first.state_dict().items():
+        torch.testing.assert_close(second.state_dict()[name], weight)
+    logits = torch.randn(2, 1, 8, 8)
+    up = second.upsampled(logits, (64, 64))
+    assert up.shape == (2, 1, 64, 64) and second.upsampler.weight.shape == (1, 1, 16, 16)
+    bilinear = F.interpolate(logits, size=(64, 64), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(up[..., 8:-8, 8:-8], bilinear[..., 8:-8, 8:-8])  # equal away from the border
+    start = second.upsampler.weight.detach().clone()
+    trainer = build_trainer(fast_dev_run=1, loggers="", logger=False, enable_checkpointing=False)
+    trainer.fit(second, dm)
+    assert not torch.equal(second.upsampler.weight, start)
+    trainer.save_checkpoint(tmp_path / "second.ckpt")
+    (tmp_path / "first.ckpt").rename(tmp_path / "moved.ckpt")
+    loaded = zoo.load(checkpoint_path=tmp_path / "second.ckpt")
+    torch.testing.assert_close(loaded.upsampler.weight, second.upsampler.weight)
+    assert loaded.ground([np.zeros((64, 80, 3), np.uint8)], ["the red circle"]).shape == (1, 4)
+
+    with pytest.raises(CheckpointError, match="first.ckpt: checkpoint file not found"):
+        zoo.create_model("lingual_tiny", upsample="deconv", init_weights=str(tmp_path / "first.ckpt"))
+    with pytest.raises(CheckpointError, match="moved.ckpt: weights do not fit"):
+        zoo.create_model("lingual_tiny", width=16, upsample="deconv", init_weights=str(tmp_path / "moved.ckpt"))
+    with pytest.raises(ValueError, match="upsample must be"):
+        zoo.create_model("lingual_tiny", upsample="nearest")
+
 @pytest.fixture(scope="module")
 def synth_lang(tmp_path_factory):
     cfg = SynthConfig(height=96, width=128, num_frames=16, min_size=8, max_size=14)
@@ -246,19 +292,23 @@ def test_model_three_tracks_in_lockstep_and_is_model_two_without_language(synth_
 
 @pytest.fixture(scope="module")
 def trained_model_one(tmp_path_factory):
-    """The lingual network (Model I) trained on the training split of a synthetic OTB99-lang."""
+    """The lingual network (Model I) trained on the training split of a synthetic OTB99-lang made like the real
+    one: each sentence describes its target in the first frame, and the look drifts afterwards (colours move 80 %
+    of the way to another and the light swings); the network learns from those first frames only, as the
+    official one learns from still images."""
     import pytorch_lightning as pl
 
     import zoo
     from datamodules.otb99lang import GroundingDataModule
     from zoo.trainer import build_trainer
 
-    cfg = SynthConfig(height=96, width=128, num_frames=16, min_size=8, max_size=14)
+    cfg = SynthConfig(height=96, width=128, num_frames=16, min_size=8, max_size=14, appearance_change=0.8)
     root = synthesize("otb99lang", tmp_path_factory.mktemp("lang") / "lang", num_videos=320, seed=5, cfg=cfg)
     pl.seed_everything(0)
-    dm = GroundingDataModule(str(root), subset="folders", input_size=128, step=8, batch_size=16, num_workers=2)
+    dm = GroundingDataModule(str(root), subset="folders", input_size=128, first_only=True, batch_size=16,
+                             num_workers=2)
     model = zoo.create_model("lingual_tiny", attention=True)  # the plain path (Model I) is trained as well
-    trainer = build_trainer(max_epochs=12, loggers="", logger=False, enable_checkpointing=False,
+    trainer = build_trainer(max_epochs=24, loggers="", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False)
     trainer.fit(model, dm)
     return model.eval(), root, dm
@@ -424,14 +474,16 @@ def test_model_two_starts_from_the_grounded_box(trained_model_one, trained_visua
 
 
 def test_models_one_two_and_three_track_held_out_sequences(trained_model_one, trained_visual, tmp_path):
-    """Models I, II and III from the trained networks, on 20 held-out sequences from their sentences alone:
-    all three (trained) far above II with untrained networks; the three AUCs are printed."""
+    """Models I, II and III from the trained networks, on 40 held-out sequences from their sentences alone:
+    all three (trained) far above II with untrained networks, and Model II, which grounds the sentence only in
+    the first frame it describes and then tracks what it found, above Model I, which grounds it in every frame
+    however the target has come to look (the paper's finding on OTB99-lang)."""
     import zoo
     from zoo.benchmark.runner import benchmark_otb
     from zoo.lang_tracker import LanguageTracking
 
     lingual, root, _ = trained_model_one
-    subset = make_subset(root, [f"Synth{i:04d}" for i in range(300, 320)], tmp_path / "otb99lang")
+    subset = make_subset(root, [f"Synth{i:04d}" for i in range(280, 320)], tmp_path / "otb99lang")
     untrained = zoo.create_model("lang_model_ii_tiny", lingual={"vocab": lingual.hparams.vocab})
     scores = {}
     for name, model in (("I", LanguageTracking.from_networks("I", lingual)),
@@ -439,11 +491,11 @@ def test_models_one_two_and_three_track_held_out_sequences(trained_model_one, tr
                         ("III", LanguageTracking.from_networks("III", lingual, trained_visual)),
                         ("II_untrained", untrained.eval())):
         perf = benchmark_otb(model, subset, tmp_path / "bench", subset="folders", dataset="otb99lang", name=name,
-                             batch_size=20, enable_progress_bar=False)
+                             batch_size=40, enable_progress_bar=False)
         scores[name] = round(perf[name]["overall"]["success_score"], 3)
-    print(f"language trackers, AUC on 20 held-out synthetic sequences: {scores}")
+    print(f"language trackers, AUC on 40 held-out synthetic sequences: {scores}")
     assert min(scores["I"], scores["II"], scores["III"]) > scores["II_untrained"] + 0.1
-    assert scores["I"] > 0.3
+    assert scores["II"] > scores["I"]
 
 
 def test_gpu_style_crops_equal_the_opencv_crops_inside_the_frame():

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from zoo.errors import CheckpointError
+from zoo.hub import load_checkpoint_file
 from zoo.lang_tracker.labels import box_from_response
 from zoo.module import ZooModule, hparams_optimizer
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
@@ -58,6 +60,12 @@ class LingualSpecification(ZooModule):
     (``lang_seg_low_res_model``): VGG16's convolutions fixed (``freeze_backbone``; fc6-fc8 train; the tiny trunk
     always trains), Adam at lr 1e-3 with weight decay 5e-4.
 
+    ``upsample="deconv"`` is the official second, high-resolution stage (``lang_seg_model``): the response is
+    upsampled by a learned transposed convolution (kernel 2s, stride s for a trunk of stride s; 64 / 32 for
+    VGG16), trained at full resolution from the first stage's weights (``init_weights``, a checkpoint of this
+    class) with VGG16 fixed and Adam at 1e-4. Choice: the kernel starts bilinear (the official one starts at
+    zero), so the second stage starts where the first ends.
+
     Choice (tiny size only): ``filter_activation="tanh"``. With a trunk trained from scratch, the paper's
     sigmoid filters (positive weights) never come to depend on the sentence: the LSTM saturates in the first
     epoch and one filter serves every sentence (shuffled sentences ground as well as the true ones). Signed
@@ -80,19 +88,21 @@ class LingualSpecification(ZooModule):
         normalize: bool = True,
         filter_activation: str = "sigmoid",
         freeze_backbone: bool = True,
+        upsample: str = "bilinear",
+        init_weights: str | None = None,
         optimizer: str = "adam",
         lr: float = 1e-3,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["init_weights"])  # the weights travel in the checkpoint itself
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if backbone == "vgg16":
-            self.trunk, channels = vgg16_fcn(pretrained_backbone)
+            (self.trunk, channels), self.stride = vgg16_fcn(pretrained_backbone), 32
         elif backbone == "tiny":
-            self.trunk, channels = tiny_fcn(width)
+            (self.trunk, channels), self.stride = tiny_fcn(width), 8
         else:
             raise ValueError(f"backbone must be 'vgg16' or 'tiny', not {backbone!r}")
         if freeze_backbone and backbone == "vgg16":  # conv1_1 .. pool5, the official fix_vgg; tiny trunks train
@@ -106,6 +116,42 @@ class LingualSpecification(ZooModule):
         # cannot otherwise reach confident logits
         self.scale = nn.Parameter(torch.tensor(10.0))
         self.bias = nn.Parameter(torch.tensor(-2.0))
+        if upsample not in ("bilinear", "deconv"):
+            raise ValueError(f"upsample must be 'bilinear' or 'deconv', not {upsample!r}")
+        self.upsampler = None
+        if upsample == "deconv":
+            self.upsampler = nn.ConvTranspose2d(1, 1, 2 * self.stride, self.stride, self.stride // 2, bias=False)
+            self.upsampler.weight.data.copy_(bilinear_kernel(2 * self.stride))
+        if init_weights:
+            self._load_first_stage(init_weights)
+
+    def _load_first_stage(self, path: str) -> None:
+        """Weights (and, without one given, the vocabulary) of a first-stage checkpoint; only the upsampling
+        may be new."""
+        ckpt = load_checkpoint_file(path)
+        state = ckpt.get("state_dict", ckpt)
+        if self.text is None:
+            words = (ckpt.get("hyper_parameters") or {}).get("vocab")
+            if not words:
+                raise CheckpointError(f"{path}: no vocabulary in the checkpoint; pass vocab=[...]")
+            self.hparams["vocab"] = list(words)
+            self._build_text(list(words))
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a shape that does not fit
+            detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])[:300]
+            raise CheckpointError(f"{path}: weights do not fit this lingual network: {detail}") from None
+        wrong = [k for k in missing if not k.startswith("upsampler.")] + list(unexpected)
+        if wrong:
+            raise CheckpointError(f"{path}: weights do not fit this lingual network: {', '.join(wrong[:5])}")
+
+    def upsampled(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Response logits at map resolution -> logits at ``size``: learned (``deconv``) or bilinear."""
+        if self.upsampler is not None:
+            logits = self.upsampler(logits)
+            if tuple(logits.shape[-2:]) == tuple(size):
+                return logits
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
     def _build_text(self, words: list[str]) -> None:
         hp = self.hparams
@@ -172,8 +218,7 @@ class LingualSpecification(ZooModule):
         if self.attention is not None:  # Choice: in training the target features come from the same frame's box
             outputs.append(self.respond(f, tokens, self.target_features(f, batch["box"].to(f))))
         return sum(
-            F.binary_cross_entropy_with_logits(F.interpolate(o, size=size, mode="bilinear", align_corners=False), masks)
-            for o in outputs
+            F.binary_cross_entropy_with_logits(self.upsampled(o, size), masks) for o in outputs
         ) / len(outputs)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -229,13 +274,17 @@ class LingualSpecification(ZooModule):
         f = self.frame_features(frames, amp) if features is None else features
         return self.target_features(f.float(), torch.tensor(scaled, dtype=torch.float32, device=f.device))
 
+    @torch.no_grad()
     def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False,
                features: torch.Tensor | None = None) -> np.ndarray:
         """Boxes (N, 4: x, y, w, h in frame pixels) of the sentences in RGB frames of any size, in one forward
-        pass (``amp``: bf16 autocast; ``features`` as in ``responses``)."""
+        pass (``amp``: bf16 autocast; ``features`` as in ``responses``), read from the response upsampled to
+        the input size as in training."""
         s = self.hparams.input_size
-        up = F.interpolate(self.responses(frames, sentences, amp=amp, features=features), size=(s, s),
-                           mode="bilinear", align_corners=False)[:, 0]
+        f = self.frame_features(frames, amp) if features is None else features
+        with self._autocast(amp):
+            logits = self.respond(f, self.tokens(sentences)).float()
+        up = torch.sigmoid(self.upsampled(logits, (s, s)))[:, 0]
         boxes = []
         for r, f in zip(up.cpu(), frames):
             x, y, w, h = box_from_response(r)
@@ -248,6 +297,14 @@ class LingualSpecification(ZooModule):
         from zoo.lang_tracker.tracker import LingualTracker
 
         return LingualTracker(self, **kwargs)
+
+
+def bilinear_kernel(size: int) -> torch.Tensor:
+    """(1, 1, size, size) bilinear interpolation weights: a transposed convolution of stride size / 2 with
+    them upsamples as bilinear resizing does (FCN's initialisation)."""
+    centre = (size - 1) / 2
+    ramp = 1 - (torch.arange(size, dtype=torch.float32) - centre).abs() / (size / 2)
+    return torch.outer(ramp, ramp)[None, None]
 
 
 class WordAttention(nn.Module):
