@@ -87,10 +87,12 @@ class OTB99LangDataModule(OTBDataModule):
 class GroundingFrames(torch.utils.data.Dataset):
     """Frames of OTB99-lang sequences with the target visible, for the lingual network:
     ``{"image": uint8 (3, S, S), "box": x1 y1 x2 y2 in input pixels, "sentence": str}``; every ``step``-th frame
-    (``first_only``: the first frame, which the sentence describes)."""
+    (``first_only``: the first frame, which the sentence describes), placed in the square input as
+    ``zoo.lang_tracker.crops.fit_square`` says (``keep_aspect``: between zero padding)."""
 
-    def __init__(self, sequences: OTB99LangSequences, input_size: int = 512, step: int = 1, first_only: bool = False):
-        self.input_size = input_size
+    def __init__(self, sequences: OTB99LangSequences, input_size: int = 512, step: int = 1, first_only: bool = False,
+                 keep_aspect: bool = True):
+        self.input_size, self.keep_aspect = input_size, keep_aspect
         self.items: list[tuple[str, np.ndarray, str]] = []
         for i in range(len(sequences)):
             seq = sequences[i]
@@ -105,14 +107,18 @@ class GroundingFrames(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, box, sentence = self.items[index]
+        from zoo.lang_tracker.crops import fit_square
+
         image = read_rgb(path)
         s = self.input_size
         h, w = image.shape[:2]
-        resized = cv2.resize(image, (s, s), interpolation=cv2.INTER_LINEAR)
-        scale = np.array([s / w, s / h, s / w, s / h])
-        xyxy = np.concatenate([box[:2], box[:2] + box[2:]]) * scale
+        sx, sy, px, py = fit_square(h, w, s, self.keep_aspect)
+        nh, nw, top, left = round(h * sy), round(w * sx), int(py), int(px)
+        square = np.zeros((s, s, 3), np.uint8)
+        square[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        xyxy = np.concatenate([box[:2], box[:2] + box[2:]]) * [sx, sy, sx, sy] + [px, py, px, py]
         return {
-            "image": torch.from_numpy(resized).permute(2, 0, 1).contiguous(),
+            "image": torch.from_numpy(square).permute(2, 0, 1).contiguous(),
             "box": torch.from_numpy(xyxy).float(),
             "frame_box": torch.from_numpy(box).float(),
             "sentence": sentence,
@@ -131,6 +137,7 @@ class GroundingDataModule(ZooDataModule):
         input_size: int = 512,
         step: int = 1,
         first_only: bool = False,
+        keep_aspect: bool = True,
         batch_size: int = 8,
         num_workers: int = 2,
         seed: int = 0,
@@ -145,8 +152,8 @@ class GroundingDataModule(ZooDataModule):
         hp = self.hparams
         train = OTB99LangSequences(hp.root, "train", allow_missing=True, subset=hp.subset)
         test = OTB99LangSequences(hp.root, "test", allow_missing=True, subset=hp.subset)
-        self.train_set = GroundingFrames(train, hp.input_size, hp.step, hp.first_only)
-        self.val_set = GroundingFrames(test, hp.input_size, first_only=True)
+        self.train_set = GroundingFrames(train, hp.input_size, hp.step, hp.first_only, hp.keep_aspect)
+        self.val_set = GroundingFrames(test, hp.input_size, first_only=True, keep_aspect=hp.keep_aspect)
 
 
 class TrackingPairs(torch.utils.data.Dataset):

@@ -158,6 +158,31 @@ def test_fully_convolutional_vgg16_is_the_classifier_at_the_centre():
 
 
 
+
+def test_frames_keep_their_aspect_between_zero_padding(tmp_path):
+    """The official resize_and_pad: a 96 x 128 frame fills rows 16..111 of the 128 x 128 input, the same in
+    training (GroundingFrames) and in tracking (LingualSpecification.inputs), and boxes map to it."""
+    import zoo
+    from datamodules.otb99lang import GroundingFrames, OTB99LangSequences
+    from datamodules.video import read_rgb
+    from zoo.lang_tracker.crops import fit_square
+
+    assert fit_square(96, 128, 128) == (1.0, 1.0, 0.0, 16.0)
+    assert fit_square(96, 128, 128, keep_aspect=False) == (1.0, 128 / 96, 0.0, 0.0)
+    cfg = SynthConfig(height=96, width=128, num_frames=2, min_size=8, max_size=14)
+    root = synthesize("otb99lang", tmp_path / "lang", num_videos=2, seed=0, cfg=cfg)
+    seq = OTB99LangSequences(root, "train", subset="folders")[0]
+    item = GroundingFrames(OTB99LangSequences(root, "train", subset="folders"), input_size=128)[0]
+    net = zoo.create_model("lingual_tiny", vocab=["the"], keep_aspect=True)
+    frame = read_rgb(seq["frames"][0])
+    for image in (item["image"], net.inputs([frame])[0], net.inputs([torch.from_numpy(frame).permute(2, 0, 1)])[0]):
+        assert image.shape == (3, 128, 128) and image[:, :16].eq(0).all() and image[:, 112:].eq(0).all()
+        assert image[:, 16:112].float().sub(torch.from_numpy(frame).permute(2, 0, 1).float()).abs().max() <= 1
+    x, y, w, h = seq["boxes"][0].tolist()
+    np.testing.assert_allclose(item["box"].numpy(), [x, y + 16, x + w, y + h + 16])
+    stretched = GroundingFrames(OTB99LangSequences(root, "train", subset="folders"), 128, keep_aspect=False)[0]
+    np.testing.assert_allclose(stretched["box"].numpy(), [x, y * 4 / 3, x + w, (y + h) * 4 / 3], rtol=1e-5)
+
 def test_second_stage_learns_the_upsampling_from_the_first_stage_weights(tmp_path):
     """The official high-resolution stage: a learned transposed convolution, bilinear at the start, trained from
     a first-stage checkpoint (weights and vocabulary); its own checkpoint no longer needs the first."""
@@ -215,7 +240,9 @@ def test_vocabulary_comes_from_the_training_sentences_and_is_saved(synth_lang, t
     from zoo.trainer import build_trainer
 
     dm = GroundingDataModule(str(synth_lang), subset="folders", input_size=64, step=4, batch_size=8, num_workers=0)
-    model = zoo.create_model("lingual_tiny")
+    with pytest.raises(ValueError, match="input_size: model 128, data 64"):  # frames for another input size
+        build_trainer(fast_dev_run=1, loggers="", logger=False).fit(zoo.create_model("lingual_tiny"), dm)
+    model = zoo.create_model("lingual_tiny", input_size=64)
     trainer = build_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, loggers="", logger=False,
                             default_root_dir=str(tmp_path), enable_progress_bar=False)
     trainer.fit(model, dm)

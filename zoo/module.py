@@ -24,6 +24,18 @@ class ZooModule(pl.LightningModule):
         checkpoint["zoo"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "version": __version__}
 
 
+def check_datamodule_agrees(module: pl.LightningModule, keys: tuple[str, ...]) -> None:
+    """Raise ValueError when the trainer's datamodule has any of ``keys`` as a hyperparameter with another value
+    than ``module`` has (the data would be cut for another network)."""
+    data = getattr(module.trainer, "datamodule", None)
+    data_hp = getattr(data, "hparams", {})
+    wrong = [f"{k}: model {module.hparams[k]}, data {data_hp[k]}" for k in keys
+             if k in data_hp and k in module.hparams and data_hp[k] != module.hparams[k]]
+    if wrong:
+        raise ValueError(f"{type(data).__name__} prepares other inputs than {type(module).__name__} reads "
+                         f"({'; '.join(wrong)})")
+
+
 def make_optimizer(params, optimizer: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
                    ) -> torch.optim.Optimizer:  # noqa: ANN001
     """The zoo's two optimisers by name: ``"adam"`` or ``"sgd"`` (with momentum); ``params`` may be groups."""

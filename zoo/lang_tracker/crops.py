@@ -1,10 +1,22 @@
-"""Square network inputs cut around a target: ``context`` times its width and height, resized."""
+"""Square network inputs: regions cut around a target (``context`` times its width and height, resized), and
+whole frames fitted into a square."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import torch
+
+
+def fit_square(h: int, w: int, size: int, keep_aspect: bool = True) -> tuple[float, float, float, float]:
+    """Where an h x w frame goes in a size x size network input: (sx, sy, px, py), so that input pixel =
+    frame pixel * s + p. ``keep_aspect``: one scale for both axes, centred between zero padding (the official
+    ``resize_and_pad``); else stretched to the square."""
+    if not keep_aspect:
+        return size / w, size / h, 0.0, 0.0
+    scale = min(size / h, size / w)
+    nh, nw = int(round(h * scale)), int(round(w * scale))
+    return nw / w, nh / h, float((size - nw) // 2), float((size - nh) // 2)
 
 
 def crop_region(image: np.ndarray, centre: np.ndarray, size: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:

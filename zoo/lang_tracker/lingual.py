@@ -17,8 +17,9 @@ from torch import nn
 
 from zoo.errors import CheckpointError
 from zoo.hub import load_checkpoint_file
+from zoo.lang_tracker.crops import fit_square
 from zoo.lang_tracker.labels import box_from_response
-from zoo.module import ZooModule, hparams_optimizer
+from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import DynamicFilter, spatial_map
 from zoo.nn.text import MAX_TOKENS, SentenceEncoder, Vocabulary, word_vectors
@@ -60,6 +61,9 @@ class LingualSpecification(ZooModule):
     (``lang_seg_low_res_model``): VGG16's convolutions fixed (``freeze_backbone``; fc6-fc8 train; the tiny trunk
     always trains), Adam at lr 1e-3 with weight decay 5e-4.
 
+    Frames enter at ``input_size`` square; with ``keep_aspect`` (the official ``resize_and_pad``) they keep their
+    aspect ratio between zero padding, else they are stretched.
+
     ``upsample="deconv"`` is the official second, high-resolution stage (``lang_seg_model``): the response is
     upsampled by a learned transposed convolution (kernel 2s, stride s for a trunk of stride s; 64 / 32 for
     VGG16), trained at full resolution from the first stage's weights (``init_weights``, a checkpoint of this
@@ -78,6 +82,7 @@ class LingualSpecification(ZooModule):
         backbone: str = "vgg16",
         pretrained_backbone: bool = True,
         input_size: int = 512,
+        keep_aspect: bool = True,
         width: int = 32,
         embed_dim: int = 300,
         hidden: int = 1000,
@@ -229,20 +234,30 @@ class LingualSpecification(ZooModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=batch["image"].shape[0], sync_dist=True)
 
+    def on_fit_start(self) -> None:
+        check_datamodule_agrees(self, ("input_size", "keep_aspect"))
+
     def configure_optimizers(self) -> Any:
         return hparams_optimizer(self)
 
+    def placement(self, frame: np.ndarray | torch.Tensor) -> tuple[float, float, float, float]:
+        """(sx, sy, px, py) of an (H, W, 3) array or (3, H, W) tensor in the network input (``fit_square``)."""
+        h, w = frame.shape[-2:] if isinstance(frame, torch.Tensor) else frame.shape[:2]
+        return fit_square(int(h), int(w), self.hparams.input_size, self.hparams.keep_aspect)
+
     def inputs(self, frames: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
         """RGB frames of any size, (H, W, 3) arrays or (3, H, W) tensors already on the device -> uint8
-        (N, 3, S, S) on the model's device (aspect ratio not kept)."""
+        (N, 3, S, S) on the model's device, placed as ``placement`` says."""
         s, device = self.hparams.input_size, self.mean.device
-        chw = [f if isinstance(f, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)
-               for f in frames]
-        return torch.cat([
-            F.interpolate(f.to(device)[None].float(), size=(s, s), mode="bilinear", align_corners=False)
-            .clamp_(0, 255).to(torch.uint8)
-            for f in chw
-        ])
+        out = torch.zeros(len(frames), 3, s, s, dtype=torch.uint8, device=device)
+        for i, f in enumerate(frames):
+            sx, sy, px, py = self.placement(f)
+            chw = f if isinstance(f, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)
+            nh, nw, top, left = round(chw.shape[-2] * sy), round(chw.shape[-1] * sx), int(py), int(px)
+            out[i, :, top : top + nh, left : left + nw] = F.interpolate(
+                chw.to(device)[None].float(), size=(nh, nw), mode="bilinear", align_corners=False
+            ).clamp_(0, 255)[0].to(torch.uint8)
+        return out
 
     def _autocast(self, amp: bool):  # noqa: ANN202
         return torch.autocast(self.mean.device.type, dtype=torch.bfloat16, enabled=amp)
@@ -268,9 +283,10 @@ class LingualSpecification(ZooModule):
     def describe_targets(self, frames: list[np.ndarray], boxes: list[np.ndarray], amp: bool = False,
                          features: torch.Tensor | None = None) -> torch.Tensor:
         """(N, C) target features of x, y, w, h boxes (frame pixels) for the word attention of Model III."""
-        s = self.hparams.input_size
-        scaled = [[b[0] * s / f.shape[1], b[1] * s / f.shape[0], (b[0] + b[2]) * s / f.shape[1],
-                   (b[1] + b[3]) * s / f.shape[0]] for f, b in zip(frames, boxes)]
+        scaled = []
+        for frame, b in zip(frames, boxes):
+            sx, sy, px, py = self.placement(frame)
+            scaled.append([b[0] * sx + px, b[1] * sy + py, (b[0] + b[2]) * sx + px, (b[1] + b[3]) * sy + py])
         f = self.frame_features(frames, amp) if features is None else features
         return self.target_features(f.float(), torch.tensor(scaled, dtype=torch.float32, device=f.device))
 
@@ -286,10 +302,14 @@ class LingualSpecification(ZooModule):
             logits = self.respond(f, self.tokens(sentences)).float()
         up = torch.sigmoid(self.upsampled(logits, (s, s)))[:, 0]
         boxes = []
-        for r, f in zip(up.cpu(), frames):
+        for r, frame in zip(up.cpu(), frames):
             x, y, w, h = box_from_response(r)
-            sx, sy = f.shape[1] / s, f.shape[0] / s
-            boxes.append([x * sx, y * sy, w * sx, h * sy])
+            sx, sy, px, py = self.placement(frame)
+            fh, fw = frame.shape[-2:] if isinstance(frame, torch.Tensor) else frame.shape[:2]
+            x1, x2 = np.clip([(x - px) / sx, (x + w - px) / sx], 0, fw)  # the padding is outside the frame
+            y1, y2 = np.clip([(y - py) / sy, (y + h - py) / sy], 0, fh)
+            x1, y1 = min(x1, fw - 1), min(y1, fh - 1)
+            boxes.append([x1, y1, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
         return np.asarray(boxes, dtype=np.float64)
 
     def tracker(self, **kwargs: Any):  # noqa: ANN201

@@ -174,10 +174,11 @@ class VisualTracker(BatchTracker):
                             dtype=torch.float32, device=device)  # crop pixels from the crop centre
         c = torch.as_tensor(centres, dtype=torch.float32, device=device)  # (A n, 2) frame pixels
         r = torch.as_tensor(regions, dtype=torch.float32, device=device) / hp.search_size
-        wh = torch.tensor([[f.shape[-1], f.shape[-2]] for f in frames], dtype=torch.float32,
-                          device=device).repeat_interleave(n, 0)
-        gx = (c[:, 0:1] + u[None] * r[:, 0:1]) / wh[:, 0:1] * 2 - 1  # (A n, up), grid_sample's [-1, 1]
-        gy = (c[:, 1:2] + u[None] * r[:, 1:2]) / wh[:, 1:2] * 2 - 1
+        place = torch.tensor([self.lingual.placement(f) for f in frames], dtype=torch.float32,
+                             device=device).repeat_interleave(n, 0)  # frame pixels -> lingual input pixels
+        s = self.lingual.hparams.input_size
+        gx = ((c[:, 0:1] + u[None] * r[:, 0:1]) * place[:, 0:1] + place[:, 2:3]) / s * 2 - 1  # grid_sample's [-1, 1]
+        gy = ((c[:, 1:2] + u[None] * r[:, 1:2]) * place[:, 1:2] + place[:, 3:4]) / s * 2 - 1
         grid = torch.stack([gx[:, None, :].expand(-1, up, -1), gy[:, :, None].expand(-1, -1, up)], -1)
         grid = grid.view(len(active), n * up, up, 2)
         sampled = F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -25,7 +25,7 @@ import torchvision
 from torch import nn
 
 from zoo.lang_tracker.labels import iou_map, overlap_labels
-from zoo.module import ZooModule, hparams_optimizer
+from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import correlate
 from zoo.registry import register_model
@@ -162,13 +162,7 @@ class VisualSpecification(ZooModule):
         self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch["box"]), sync_dist=True)
 
     def on_fit_start(self) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        data_hp = getattr(data, "hparams", {})
-        crops = ("exemplar_size", "search_size", "exemplar_context", "search_context")
-        wrong = [f"{k}: model {self.hparams[k]}, data {data_hp[k]}" for k in crops
-                 if k in data_hp and data_hp[k] != self.hparams[k]]
-        if wrong:
-            raise ValueError(f"{type(data).__name__} cuts other crops than the model reads ({'; '.join(wrong)})")
+        check_datamodule_agrees(self, ("exemplar_size", "search_size", "exemplar_context", "search_context"))
 
     def configure_optimizers(self) -> Any:
         optimizer = hparams_optimizer(self)
