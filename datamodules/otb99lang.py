@@ -106,9 +106,9 @@ class GroundingFrames(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path, box, sentence = self.items[index]
         from zoo.lang_tracker.crops import fit_square
 
+        path, box, sentence = self.items[index]
         image = read_rgb(path)
         s = self.input_size
         h, w = image.shape[:2]

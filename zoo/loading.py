@@ -53,9 +53,10 @@ def _class_from_checkpoint(ckpt: dict[str, Any], source: object) -> type[ZooModu
     return classes[class_path]
 
 
-def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], strict: bool, source: object) -> None:
+def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], strict: bool, source: object) -> Any:
+    """``load_state_dict`` (its missing and unexpected keys) with a one-line error naming ``source``."""
     try:
-        model.load_state_dict(state, strict=strict)
+        return model.load_state_dict(state, strict=strict)
     except RuntimeError as e:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         raise CheckpointError(f"{source}: weights do not fit the model: {' '.join(lines[1:3])[:400]}") from None

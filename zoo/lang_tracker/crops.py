@@ -8,6 +8,12 @@ import numpy as np
 import torch
 
 
+def frame_size(frame: np.ndarray | torch.Tensor) -> tuple[int, int]:
+    """(H, W) of an (H, W, 3) array or a (3, H, W) tensor."""
+    h, w = frame.shape[-2:] if isinstance(frame, torch.Tensor) else frame.shape[:2]
+    return int(h), int(w)
+
+
 def fit_square(h: int, w: int, size: int, keep_aspect: bool = True) -> tuple[float, float, float, float]:
     """Where an h x w frame goes in a size x size network input: (sx, sy, px, py), so that input pixel =
     frame pixel * s + p. ``keep_aspect``: one scale for both axes, centred between zero padding (the official

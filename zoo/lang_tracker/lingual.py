@@ -17,7 +17,7 @@ from torch import nn
 
 from zoo.errors import CheckpointError
 from zoo.hub import load_checkpoint_file
-from zoo.lang_tracker.crops import fit_square
+from zoo.lang_tracker.crops import fit_square, frame_size
 from zoo.lang_tracker.labels import box_from_response
 from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
@@ -133,19 +133,17 @@ class LingualSpecification(ZooModule):
     def _load_first_stage(self, path: str) -> None:
         """Weights (and, without one given, the vocabulary) of a first-stage checkpoint; only the upsampling
         may be new."""
+        from zoo.loading import _load_weights, _state_dict
+
         ckpt = load_checkpoint_file(path)
-        state = ckpt.get("state_dict", ckpt)
+        state = _state_dict(ckpt, path)
         if self.text is None:
             words = (ckpt.get("hyper_parameters") or {}).get("vocab")
             if not words:
                 raise CheckpointError(f"{path}: no vocabulary in the checkpoint; pass vocab=[...]")
             self.hparams["vocab"] = list(words)
             self._build_text(list(words))
-        try:
-            missing, unexpected = self.load_state_dict(state, strict=False)
-        except RuntimeError as e:  # a shape that does not fit
-            detail = " ".join(line.strip() for line in str(e).splitlines()[1:3])[:300]
-            raise CheckpointError(f"{path}: weights do not fit this lingual network: {detail}") from None
+        missing, unexpected = _load_weights(self, state, False, path)
         wrong = [k for k in missing if not k.startswith("upsampler.")] + list(unexpected)
         if wrong:
             raise CheckpointError(f"{path}: weights do not fit this lingual network: {', '.join(wrong[:5])}")
@@ -242,8 +240,7 @@ class LingualSpecification(ZooModule):
 
     def placement(self, frame: np.ndarray | torch.Tensor) -> tuple[float, float, float, float]:
         """(sx, sy, px, py) of an (H, W, 3) array or (3, H, W) tensor in the network input (``fit_square``)."""
-        h, w = frame.shape[-2:] if isinstance(frame, torch.Tensor) else frame.shape[:2]
-        return fit_square(int(h), int(w), self.hparams.input_size, self.hparams.keep_aspect)
+        return fit_square(*frame_size(frame), self.hparams.input_size, self.hparams.keep_aspect)
 
     def inputs(self, frames: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
         """RGB frames of any size, (H, W, 3) arrays or (3, H, W) tensors already on the device -> uint8
@@ -305,7 +302,7 @@ class LingualSpecification(ZooModule):
         for r, frame in zip(up.cpu(), frames):
             x, y, w, h = box_from_response(r)
             sx, sy, px, py = self.placement(frame)
-            fh, fw = frame.shape[-2:] if isinstance(frame, torch.Tensor) else frame.shape[:2]
+            fh, fw = frame_size(frame)
             x1, x2 = np.clip([(x - px) / sx, (x + w - px) / sx], 0, fw)  # the padding is outside the frame
             y1, y2 = np.clip([(y - py) / sy, (y + h - py) / sy], 0, fh)
             x1, y1 = min(x1, fw - 1), min(y1, fh - 1)

@@ -76,7 +76,10 @@ class VisualTracker(BatchTracker):
         self.sentences: list[str] = []
         self.targets: torch.Tensor | None = None
         self.scales = np.asarray(scales, dtype=np.float64)
-        self.penalty, self.scale_lr = scale_penalty, scale_lr
+        self.scale_lr = scale_lr
+        # per scale, on the raw scores as in the official code
+        self.penalties = torch.as_tensor(np.where(self.scales == 1.0, 1.0, scale_penalty), dtype=torch.float32,
+                                         device=model.mean.device)
         self.factors: list[float] = []
         self.name = name or ("VisualSpec" if lingual is None else "LangModelIII" if lingual_weight else "LangModelII")
         self.filters: torch.Tensor | None = None
@@ -137,9 +140,8 @@ class VisualTracker(BatchTracker):
         filters = self.filters[active].repeat_interleave(n, 0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
             scores = self.model.correlation(filters, crops).float()
-        penalty = torch.as_tensor(np.where(self.scales == 1.0, 1.0, self.penalty), dtype=torch.float32,
-                                  device=device).repeat(len(active))  # on the raw scores, as the official code
-        response = torch.sigmoid(self.model.logits(scores * penalty[:, None, None, None]))[:, 0]
+        penalised = scores * self.penalties.to(scores.device).repeat(len(active))[:, None, None, None]
+        response = torch.sigmoid(self.model.logits(penalised))[:, 0]
         cells = response.shape[-1]
         up = cells * self.model.stride
         fine = F.interpolate(response[:, None], size=(up, up), mode="bicubic", align_corners=True)[:, 0]
