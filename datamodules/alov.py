@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.base import ZooDataModule
+from datamodules.text import read_lines
 from datamodules.video import read_rgb
 from zoo.errors import DatasetError, parse_error
 
@@ -60,12 +61,12 @@ def box_to_corners(box: np.ndarray) -> np.ndarray:
 
 
 def read_ann(path: str | os.PathLike) -> dict[int, np.ndarray]:
-    """``{frame_number (1-based): box}`` from a ``.ann`` file; a bad line names ``file:line``."""
+    """``{frame_number (1-based): box}`` from a ``.ann`` file; a bad line (NaN and inf included) names ``file:line``."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: ALOV annotation file not found")
     boxes: dict[int, np.ndarray] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+    for line_no, line in enumerate(read_lines(path), 1):
         fields = line.split()
         if not fields:
             continue
@@ -76,6 +77,8 @@ def read_ann(path: str | os.PathLike) -> dict[int, np.ndarray]:
             values = np.array([float(f) for f in fields[1:]])
         except ValueError:
             raise parse_error(path, line_no, f"not a number in {line.strip()[:60]!r}") from None
+        if not np.isfinite(values).all():
+            raise parse_error(path, line_no, f"corner values must be finite, got {line.strip()[:60]!r}")
         boxes[frame] = corners_to_box(values)
     return boxes
 

@@ -1,11 +1,21 @@
-"""Base classes shared by the zoo's datamodules: seeded shuffling that survives a resume, and datasets
-that can skip corrupt videos instead of ending a long run."""
+"""Base classes shared by the zoo's datamodules: training data whose order and randomness survive a resume,
+and datasets that can skip corrupt videos instead of ending a long run.
+
+Every random draw of a training sample (temporal jitter, crops, box sampling) is a function of
+``(seed, epoch, index)`` alone: the sampler hands each index with its own seed, and the dataset is seeded
+with it before the sample is made, in whichever worker makes it. So the batches do not depend on the number
+of workers, on their state, or on whether the run was resumed; and a run resumed from a checkpoint saved in the
+middle of an epoch skips the batches that epoch already trained on (the loader is stateful for Lightning).
+"""
 
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -47,12 +57,72 @@ class SkippingDataset(Dataset):
         raise VideoReadError(f"{type(self).__name__}: every sample failed to load; first: {first}")
 
 
-class ZooDataModule(pl.LightningDataModule):
-    """Base datamodule: DataLoaders with a shuffle order fixed by ``(seed, epoch)``.
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of training sample ``index`` in ``epoch`` of a run seeded ``seed``."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint32)[0])
 
-    On one device the training sampler is seeded and told its epoch by the Trainer, so a run resumed
-    from a checkpoint sees the same batches as an uninterrupted one. Under DDP, Lightning's own
-    ``DistributedSampler`` (seeded the same way) takes its place.
+
+def seed_everything_from(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (this process only, without logging)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class SeededSampler(DistributedSampler):
+    """A ``DistributedSampler`` (one replica on one device) that yields ``(index, seed)`` pairs, the seed made by
+    ``sample_seed``; ``skip`` drops the first samples of the next epoch (a resume in the middle of an epoch)."""
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0,
+                 drop_last: bool = False) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=drop_last)
+        self.skip = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        indices = list(super().__iter__())[self.skip:]
+        self.skip = 0
+        return iter([(i, sample_seed(self.seed, self.epoch, i)) for i in indices])
+
+
+class SeededItems(Dataset):
+    """``dataset[index]`` made after seeding the global generators with the sampler's seed for it."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        seed_everything_from(seed)
+        return self.dataset[index]
+
+
+class ResumableLoader(DataLoader):
+    """The training DataLoader: stateful for Lightning, so a checkpoint saved in the middle of an epoch records how
+    many batches of it were trained on and the resumed run skips them."""
+
+    def __init__(self, *args: Any, datamodule: pl.LightningDataModule, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.datamodule = datamodule
+
+    def state_dict(self) -> dict[str, int]:
+        trainer = self.datamodule.trainer
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.ready if trainer is not None else 0
+        return {"epoch": int(self.sampler.epoch), "batches": int(done)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(int(state["epoch"]))
+        self.sampler.skip = int(state["batches"]) * int(self.batch_size)
+
+
+class ZooDataModule(pl.LightningDataModule):
+    """Base datamodule: DataLoaders with a shuffle order and sample randomness fixed by ``(seed, epoch)``.
+
+    The training sampler (a ``SeededSampler``, one replica per rank under DDP) is told its epoch by the Trainer,
+    so a run resumed from a checkpoint, at an epoch's end or in its middle, sees the same batches as an
+    uninterrupted one.
     """
 
     def __init__(self, batch_size: int = 8, num_workers: int = 2, seed: int = 0, pin_memory: bool = True) -> None:
@@ -72,17 +142,11 @@ class ZooDataModule(pl.LightningDataModule):
         return self._loader(val_set, train=False) if val_set is not None else []
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        distributed = self.trainer is not None and self.trainer.world_size > 1
-        sampler = None
-        if train and not distributed:
-            sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train and distributed,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
-            drop_last=train,
-        )
+        common = dict(batch_size=self.batch_size, num_workers=self.num_workers,
+                      pin_memory=self.pin_memory and torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
+        if not train:
+            return DataLoader(dataset, shuffle=False, **common)
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = SeededSampler(dataset, num_replicas=replicas, rank=rank, seed=self.seed)
+        return ResumableLoader(SeededItems(dataset), sampler=sampler, drop_last=True, datamodule=self, **common)

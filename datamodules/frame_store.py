@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from datamodules.text import read_text
 from datamodules.video import VideoReader, open_video
-from zoo.errors import VideoReadError
+from zoo.errors import VideoReadError, parse_error
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ class FrameStoreReader(VideoReader):
     @property
     def fps(self) -> float:
         meta = self.path.parent.parent / META
-        return float(json.loads(meta.read_text()).get("fps", 25.0)) if meta.is_file() else 25.0
+        return float(read_meta(meta).get("fps", 25.0)) if meta.is_file() else 25.0
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         frames = np.asarray(self._frames[indices])
@@ -55,6 +59,24 @@ class FrameStoreReader(VideoReader):
             h, w = self.size
             frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
         return frames
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """A store's ``frame_store.json``; bytes that are not UTF-8, text that is not a JSON object, or an ``fps``
+    that is not a positive finite number are an error at ``file:line``."""
+    path = Path(path)
+    text = read_text(path)
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise parse_error(path, e.lineno, f"not JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(meta, dict):
+        raise parse_error(path, 1, f"expected a JSON object, got {type(meta).__name__}")
+    fps = meta.get("fps", 25.0)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        line_no = text.count("\n", 0, max(text.find('"fps"'), 0)) + 1
+        raise parse_error(path, line_no, f"fps must be a positive finite number, got {fps!r}")
+    return meta
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
@@ -99,14 +121,18 @@ def prepare_frame_store(
     out.mkdir(parents=True, exist_ok=True)
     meta = {"size": list(size), "backend": backend}
     meta_path = out / META
-    if meta_path.is_file() and json.loads(meta_path.read_text()).get("size") != list(size):
+    if meta_path.is_file() and read_meta(meta_path).get("size") != list(size):
         raise VideoReadError(f"{meta_path}: store was built at another size; use a new folder")
     meta_path.write_text(json.dumps(meta))
     jobs = [(str(root), str(out), rel, tuple(size), backend) for rel in videos]
     failed: list[str] = []
     done = 0
+    from tqdm import tqdm
+
     with ProcessPoolExecutor(max_workers=max(workers, 1)) as pool:
-        for rel, error in pool.map(_prepare_one, jobs, chunksize=4):
+        results = pool.map(_prepare_one, jobs, chunksize=4)
+        for rel, error in tqdm(results, total=len(jobs), desc="zoo prepare", unit="video", leave=False,
+                               disable=not sys.stderr.isatty()):
             if error:
                 failed.append(rel)
                 log.warning("not stored: %s", error)

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from datamodules.text import read_lines
 from zoo.errors import DatasetError, parse_error
 
 SPLIT_DIR = "testTrainMulti_7030_splits"
@@ -37,7 +38,7 @@ def read_split(split_dir: str | os.PathLike, split: int = 1, train: bool = True)
     items = []
     for label, action in enumerate(read_classes(split_dir, split)):
         path = split_dir / f"{action}_test_split{split}.txt"
-        for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        for line_no, line in enumerate(read_lines(path), 1):
             fields = line.split()
             if not fields:
                 continue

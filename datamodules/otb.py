@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import difflib
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.base import ZooDataModule
+from datamodules.text import read_lines
 from datamodules.video import FrameFolderReader
 from zoo.errors import DatasetError, parse_error
 
@@ -54,16 +56,18 @@ ATTRIBUTE_NAMES = {
 SUBSETS = ("otb2013", "otb100", "tb50")
 
 
-def read_boxes(path: str | os.PathLike, with_lines: bool = False) -> Any:
+def read_boxes(path: str | os.PathLike, with_lines: bool = False, *, ground_truth: bool = False) -> Any:
     """(N, 4) float boxes from an OTB ground-truth or result file; a bad line names ``file:line``.
 
-    With ``with_lines`` also the line number of each row (blank lines are skipped).
+    With ``with_lines`` also the line number of each row (blank lines are skipped). An infinite value is
+    an error; so is NaN with ``ground_truth``, while in result files it is kept: the toolkits' mark of an
+    invalid box, which ``zoo.metrics.otb.align`` treats as each convention says.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: box file not found")
     rows, numbers = [], []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+    for line_no, line in enumerate(read_lines(path), 1):
         text = line.strip()
         if not text:
             continue
@@ -71,9 +75,14 @@ def read_boxes(path: str | os.PathLike, with_lines: bool = False) -> Any:
         if len(fields) != 4:
             raise parse_error(path, line_no, f"expected 4 values x,y,w,h, got {len(fields)}: {text[:60]!r}")
         try:
-            rows.append([float(f) for f in fields])
+            row = [float(f) for f in fields]
         except ValueError:
             raise parse_error(path, line_no, f"not a number in {text[:60]!r}") from None
+        if any(math.isinf(v) for v in row):
+            raise parse_error(path, line_no, f"infinite value in {text[:60]!r}")
+        if ground_truth and any(math.isnan(v) for v in row):
+            raise parse_error(path, line_no, f"NaN in ground truth {text[:60]!r} (write an unknown box as 0,0,0,0)")
+        rows.append(row)
         numbers.append(line_no)
     boxes = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
     return (boxes, numbers) if with_lines else boxes
@@ -112,7 +121,7 @@ def load_sequence(folder: str | os.PathLike) -> OTBSequence:
     if not img.is_dir():
         raise DatasetError(f"{folder}: not an OTB sequence (no img/ folder)")
     gt = folder / "groundtruth_rect.txt"
-    boxes = read_boxes(gt)
+    boxes = read_boxes(gt, ground_truth=True)
     frames = FrameFolderReader(img).files
     if len(boxes) > len(frames):
         raise DatasetError(f"{gt}: {len(boxes)} boxes for {len(frames)} frames in {img}")
@@ -207,12 +216,18 @@ def lookup(name: str) -> SequenceInfo:
 
 
 def folder_sequences(root: str | os.PathLike) -> list[SequenceInfo]:
-    """Every ``<root>/<Seq>/img`` + ``groundtruth_rect.txt`` as a sequence of its own (all its frames, no
-    attributes): datasets in the OTB layout that are not OTB, such as ``zoo synth --format otb``."""
+    """Every ``<root>/<Seq>/img`` + ``groundtruth_rect.txt`` as a sequence of its own (all its frames): datasets
+    in the OTB layout that are not OTB, such as ``zoo synth --format otb``. A folder named as an OTB sequence
+    keeps that sequence's attributes; a folder with ``img/`` but no ground truth is left out with a warning."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: OTB root folder not found (expected <root>/<Seq>/img/0001.jpg)")
     infos = []
+    lacking = sorted(p.name for p in root.iterdir()
+                     if (p / "img").is_dir() and not (p / "groundtruth_rect.txt").is_file())
+    if lacking:
+        log.warning("%s: left out %d folders with img/ but no groundtruth_rect.txt: %s", root, len(lacking),
+                    short_list(lacking))
     for folder in sorted(p for p in root.iterdir() if (p / "img").is_dir() and (p / "groundtruth_rect.txt").is_file()):
         files = FrameFolderReader(folder / "img").files
         if not files:
@@ -220,10 +235,12 @@ def folder_sequences(root: str | os.PathLike) -> list[SequenceInfo]:
         first, last = files[0], files[-1]
         if not (first.stem.isdigit() and last.stem.isdigit()) or int(last.stem) - int(first.stem) + 1 != len(files):
             raise DatasetError(f"{folder / 'img'}: frames must be numbered without gaps (0001.jpg, 0002.jpg, ...)")
+        known = sequence_table().get(folder.name)
         infos.append(SequenceInfo(
             name=folder.name, folder=folder.name, gt_file="groundtruth_rect.txt", anno_name=folder.name,
             start=int(first.stem), end=int(last.stem), digits=len(first.stem), ext=first.suffix[1:],
-            init_omit_frames=0, subsets=("folders",), attributes=(), occluded_frames=(),
+            init_omit_frames=0, subsets=("folders",), attributes=known.attributes if known else (),
+            occluded_frames=(),
         ))
     return infos
 
@@ -268,7 +285,7 @@ def load_ground_truth(
         path = Path(root) / info.folder / info.gt_file
     else:
         raise ValueError("give the dataset root or the toolkit's anno folder")
-    boxes = read_boxes(path)
+    boxes = read_boxes(path, ground_truth=True)
     if len(boxes) != len(info):
         raise DatasetError(f"{path}: {len(boxes)} boxes, the table has {len(info)} frames for {info.name}")
     return boxes
@@ -297,6 +314,24 @@ def present_sequences(
     return [s for s in infos if s.name not in missing]
 
 
+def select_sequences(infos: list[SequenceInfo], names: list[str], root: str | os.PathLike,
+                     subset: str, strict: bool = True) -> list[SequenceInfo]:
+    """The sequences of ``infos`` that ``names`` (``--sequences``) name, in table order; with ``strict`` a name that
+    is not among them is an error (with suggestions), never dropped in silence."""
+    by_name = {info.name: info for info in infos}
+    wanted = []
+    for n in names:
+        key = n if subset == "folders" else lookup(n).name
+        if key not in by_name and not strict:
+            continue
+        if key not in by_name:
+            close = difflib.get_close_matches(n, list(by_name), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise DatasetError(f"{root}: no sequence {n!r} of {subset} there (--sequences){hint}")
+        wanted.append(key)
+    return [info for info in infos if info.name in set(wanted)]
+
+
 class OTBSequences(Dataset):
     """Whole sequences: ``{"name", "frames" (paths), "boxes" (T, 4), "init_omit"}``, one item each."""
 
@@ -306,26 +341,43 @@ class OTBSequences(Dataset):
         subset: str = "otb100",
         allow_missing: bool = False,
         names: list[str] | None = None,
+        require_names: bool = True,
     ) -> None:
         self.root = Path(root)
-        infos = present_sequences(self.root, subset, allow_missing)
-        if names is not None:
-            keep = {lookup(n).name for n in names} if subset != "folders" else set(names)
-            infos = [s for s in infos if s.name in keep]
-        self.infos = infos
+        if names is None:
+            self.infos = present_sequences(self.root, subset, allow_missing)
+        elif not require_names:
+            self.infos = select_sequences(present_sequences(self.root, subset, True), names, self.root, subset,
+                                          strict=False)
+        else:
+            if not self.root.is_dir():
+                raise DatasetError(f"{root}: OTB root folder not found (expected <root>/<Seq>/img/0001.jpg)")
+            self.infos = select_sequences(sequences(subset, self.root), names, self.root, subset)
+            absent = [s.name for s in self.infos if not (self.root / s.folder / s.gt_file).is_file()]
+            if absent:
+                raise DatasetError(f"{root}: --sequences names {', '.join(absent)}, which are not there "
+                                   f"(no {self.infos[0].gt_file if len(absent) == 1 else 'ground-truth files'})")
 
     def __len__(self) -> int:
         return len(self.infos)
 
+    def ground_truth(self) -> dict[str, np.ndarray]:
+        """Every listed sequence's ground truth, read (and checked) once, before any tracking starts."""
+        if getattr(self, "_ground_truth", None) is None:
+            self._ground_truth = {info.name: load_ground_truth(info, root=self.root) for info in self.infos}
+            for info in self.infos:
+                first = info.frame_paths(self.root)[0]
+                if not first.is_file():
+                    raise DatasetError(f"{first}: first frame of {info.name} not found")
+        return self._ground_truth
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         info = self.infos[index]
         frames = info.frame_paths(self.root)
-        if not frames[0].is_file():
-            raise DatasetError(f"{frames[0]}: first frame of {info.name} not found")
         return {
             "name": info.name,
             "frames": [str(p) for p in frames],
-            "boxes": torch.from_numpy(load_ground_truth(info, root=self.root)),
+            "boxes": torch.from_numpy(self.ground_truth()[info.name]),
             "init_omit": info.init_omit_frames,
         }
 

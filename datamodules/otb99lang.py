@@ -18,6 +18,7 @@ import torch
 
 from datamodules.base import ZooDataModule
 from datamodules.otb import OTBDataModule, OTBSequences, lookup
+from datamodules.text import read_text
 from datamodules.video import read_rgb
 from zoo.errors import DatasetError
 
@@ -26,7 +27,7 @@ QUERY_DIRS = {"train": "OTB_query_train", "test": "OTB_query_test"}
 
 
 def read_queries(root: str | os.PathLike, split: str = "test") -> dict[str, str]:
-    """``{sequence: sentence}`` of one split; an empty query file is an error naming it."""
+    """``{sequence: sentence}`` of one split; an empty query file, or one that is not UTF-8, is an error naming it."""
     if split not in QUERY_DIRS:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     folder = Path(root) / QUERY_DIRS[split]
@@ -34,7 +35,7 @@ def read_queries(root: str | os.PathLike, split: str = "test") -> dict[str, str]
         raise DatasetError(f"{folder}: OTB99-lang query folder not found")
     queries = {}
     for path in sorted(folder.glob("*.txt")):
-        sentence = " ".join(path.read_text(encoding="utf-8", errors="replace").split())
+        sentence = " ".join(read_text(path).split())
         if not sentence:
             raise DatasetError(f"{path}: empty query")
         queries[path.stem] = sentence
@@ -48,11 +49,18 @@ class OTB99LangSequences(OTBSequences):
     exists but whose frames do not is an error unless ``allow_missing``; one without a query is not listed."""
 
     def __init__(
-        self, root: str | os.PathLike, split: str = "test", allow_missing: bool = False, subset: str = "otb100"
+        self, root: str | os.PathLike, split: str = "test", allow_missing: bool = False, subset: str = "otb100",
+        names: list[str] | None = None,
     ) -> None:
         self.queries = read_queries(root, split)
         videos = Path(root) / VIDEOS_DIR
-        super().__init__(videos, subset, allow_missing=True, names=list(self.queries))
+        if names is not None:  # only these sequences of the split; each must have a query
+            unknown = [n for n in names if n not in self.queries]
+            if unknown:
+                raise DatasetError(f"{Path(root) / QUERY_DIRS[split]}: no query for {', '.join(unknown)} in the "
+                                   f"{split} split (--sequences)")
+            self.queries = {n: self.queries[n] for n in names}
+        super().__init__(videos, subset, allow_missing=True, names=list(self.queries), require_names=False)
         key = (lambda n: n) if subset == "folders" else (lambda n: lookup(n).name)
         self._sentence = {key(seq): sentence for seq, sentence in self.queries.items()}
         lost = sorted(set(self._sentence) - {info.name for info in self.infos})
@@ -76,12 +84,13 @@ class OTB99LangDataModule(OTBDataModule):
         allow_missing: bool = False,
         batch_size: int = 1,
         num_workers: int = 0,
+        names: list[str] | None = None,
     ) -> None:
-        super().__init__(root, subset, allow_missing, None, batch_size, num_workers)
+        super().__init__(root, subset, allow_missing, names, batch_size, num_workers)
         self.split = split
 
     def setup(self, stage: str | None = None) -> None:
-        self.test_set = OTB99LangSequences(self.root, self.split, self.allow_missing, self.subset)
+        self.test_set = OTB99LangSequences(self.root, self.split, self.allow_missing, self.subset, self.names)
 
 
 class GroundingFrames(torch.utils.data.Dataset):

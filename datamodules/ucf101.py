@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from datamodules.base import SkippingDataset, ZooDataModule
+from datamodules.text import read_lines
 from datamodules.video import open_video
 from zoo.errors import DatasetError, parse_error
 
@@ -28,11 +29,11 @@ def read_class_index(path: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"{path}: classInd.txt not found")
     names: dict[int, str] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+    for line_no, line in enumerate(read_lines(path), 1):
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 2 or not fields[0].isdigit():
+        if len(fields) != 2 or not fields[0].isdecimal():
             raise parse_error(path, line_no, f"expected '<number> <ClassName>', got {line.strip()[:60]!r}")
         names[int(fields[0])] = fields[1]
     if sorted(names) != list(range(1, len(names) + 1)):
@@ -49,7 +50,7 @@ def read_split(split_dir: str | os.PathLike, split: int = 1, train: bool = True)
     if not path.is_file():
         raise DatasetError(f"{path}: split file not found")
     items = []
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+    for line_no, line in enumerate(read_lines(path), 1):
         fields = line.split()
         if not fields:
             continue
@@ -59,7 +60,7 @@ def read_split(split_dir: str | os.PathLike, split: int = 1, train: bool = True)
             raise parse_error(path, line_no, f"{rel!r} is not <Class>/<file> with a class of classInd.txt")
         label = by_name[folder.lower()]
         if len(fields) > 1:
-            if not fields[1].isdigit() or int(fields[1]) - 1 != label:
+            if not fields[1].isdecimal() or int(fields[1]) - 1 != label:
                 raise parse_error(path, line_no, f"label {fields[1]} does not match folder {folder}")
         items.append((rel, label))
     return items

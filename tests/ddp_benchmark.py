@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import zoo
-from zoo.benchmark.runner import benchmark_otb
+from zoo.benchmark.tracking import benchmark_otb
 
 if __name__ == "__main__":
     root, out = sys.argv[1:3]

@@ -294,7 +294,7 @@ def test_language_models_are_registered_and_round_trip_through_one_checkpoint(mo
 
 def test_model_three_tracks_in_lockstep_and_is_model_two_without_language(synth_lang, tmp_path):
     import zoo
-    from zoo.benchmark.runner import benchmark_otb
+    from zoo.benchmark.tracking import benchmark_otb
     from zoo.lang_tracker import LanguageTracking
 
     torch.manual_seed(0)
@@ -376,7 +376,7 @@ def make_subset(root, names, out):  # noqa: ANN001, ANN201
 
 
 def test_model_one_benchmarks_from_sentences_alone_in_lockstep(trained_model_one, tmp_path):
-    from zoo.benchmark.runner import benchmark_otb
+    from zoo.benchmark.tracking import benchmark_otb
 
     model, full, _ = trained_model_one
     names = ["Synth0160", "Synth0161", "Synth0162", "Synth0163"]
@@ -459,7 +459,7 @@ def trained_visual(trained_model_one):
 
 def test_visual_tracker_learns_and_tracks_in_lockstep(trained_model_one, trained_visual, tmp_path):
     import zoo
-    from zoo.benchmark.runner import benchmark_otb
+    from zoo.benchmark.tracking import benchmark_otb
 
     _, root, _ = trained_model_one
     names = [f"Synth{i:04d}" for i in range(160, 180)]
@@ -506,7 +506,7 @@ def test_models_one_two_and_three_track_held_out_sequences(trained_model_one, tr
     the first frame it describes and then tracks what it found, above Model I, which grounds it in every frame
     however the target has come to look (the paper's finding on OTB99-lang)."""
     import zoo
-    from zoo.benchmark.runner import benchmark_otb
+    from zoo.benchmark.tracking import benchmark_otb
     from zoo.lang_tracker import LanguageTracking
 
     lingual, root, _ = trained_model_one

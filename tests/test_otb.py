@@ -16,7 +16,7 @@ import torch
 import zoo
 from datamodules import otb
 from zoo.benchmark.otb import compare, score_results
-from zoo.benchmark.runner import benchmark_otb
+from zoo.benchmark.tracking import benchmark_otb
 from zoo.errors import DatasetError
 from zoo.metrics.otb import OTBMetrics, align, curves, frame_scores, iou, sequence_curves, summarize
 from zoo.tracking import IdentityTracker
@@ -230,14 +230,14 @@ def test_benchmark_cli_runs_scores_and_plots(shared, tmp_path):
         "2",
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    results = tmp_path / "results" / "IdentityTracker"
+    results = tmp_path / "results" / "identity_tracker"
     for name, n in {"Crossing": 120, "Bird2": 99, "DragonBaby": 113, "MotorRolling": 164}.items():
         assert len(otb.read_boxes(results / f"{name}.txt")) == n
         assert len(np.loadtxt(results / "times" / f"{name}_time.txt")) == n
-    report = tmp_path / "reports" / "IdentityTracker"
+    report = tmp_path / "reports" / "identity_tracker" / "otb100"
     for f in ("performance.json", "success_plots.png", "precision_plots.png", "attributes.png"):
         assert (report / f).stat().st_size > 0
-    ran = json.loads((report / "performance.json").read_text())["IdentityTracker"]
+    ran = json.loads((report / "performance.json").read_text())["identity_tracker"]
     assert ran["meta"]["convention"] == "otb" and ran["overall"]["speed_fps"] > 0
     scored = _zoo(
         "benchmark",
@@ -251,10 +251,11 @@ def test_benchmark_cli_runs_scores_and_plots(shared, tmp_path):
         str(tmp_path / "again"),
     )
     assert scored.returncode == 0, scored.stderr[-3000:]
-    again = json.loads((tmp_path / "again" / "reports" / "IdentityTracker" / "performance.json").read_text())
+    again_report = tmp_path / "again" / "reports" / "identity_tracker" / "otb100" / "performance.json"
+    again = json.loads(again_report.read_text())
     for key in ("success_score", "precision_score", "success_curve", "precision_curve"):
-        assert again["IdentityTracker"]["overall"][key] == ran["overall"][key]
-    assert "IdentityTracker" in scored.stdout and "AUC" in scored.stdout
+        assert again["identity_tracker"]["overall"][key] == ran["overall"][key]
+    assert "identity_tracker" in scored.stdout and "AUC" in scored.stdout
     # the identity tracker is far from perfect, and ground truth run as a "tracker" is
     assert 0.05 < ran["overall"]["success_score"] < 0.5
 
@@ -270,12 +271,13 @@ class CrashingTracker(IdentityTracker):
 
     def __init__(self):
         super().__init__()
+        self._crash = True  # not a setting: the resumed run is the same run
         self.started = [0]  # shared by the per-sequence copies of init_batch
 
     def init(self, image, box):
         super().init(image, box)
         self.started[0] += 1
-        if self.started[0] == 3:
+        if self.started[0] == 3 and self._crash:
             raise _Crash
 
 
@@ -288,7 +290,10 @@ def test_killed_benchmark_resumes_to_the_same_report(shared, tmp_path):
     done = sorted(p.name for p in (tmp_path / "b" / "results" / "IdentityTracker").glob("*.txt"))
     assert len(done) == 2, done
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "b" / "results" / "IdentityTracker").glob("*.txt")}
-    resumed = benchmark_otb(IdentityTracker(), root, tmp_path / "b", allow_missing=True, enable_progress_bar=False)
+    healed = CrashingTracker()
+    healed._crash = False
+    resumed = benchmark_otb(healed, root, tmp_path / "b", allow_missing=True,
+                            enable_progress_bar=False)
     assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "finished sequences are not run again"
     a, b = reference["IdentityTracker"], resumed["IdentityTracker"]
     for key in ("success_curve", "precision_curve", "success_score", "precision_score"):

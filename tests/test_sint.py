@@ -172,7 +172,7 @@ def test_sint_tiny_learns_to_track(tmp_path):
     the held-out pairs separate."""
     import pytorch_lightning as pl
 
-    from zoo.benchmark.runner import benchmark_otb
+    from zoo.benchmark.tracking import benchmark_otb
     from zoo.trainer import build_trainer
 
     cfg = SynthConfig(appearance_change=0.8)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import CSVLogger
 
 import zoo
 from datamodules.ucf101 import UCF101DataModule
@@ -33,11 +34,12 @@ def test_defaults_on_cpu(tmp_path):
     cfg = trainer_config(default_root_dir=str(tmp_path), devices=2, accelerator="cpu")
     assert cfg["strategy"] == "ddp" and cfg["precision"] == "32-true"
     names = {type(c).__name__ for c in cfg["callbacks"]}
-    assert {"ModelCheckpoint", "LearningRateMonitor", "ThroughputMonitor"} <= names
-    assert [type(lg).__name__ for lg in cfg["logger"]] == ["CSVLogger", "TensorBoardLogger"]
+    assert {"HashedCheckpoint", "LearningRateMonitor", "ThroughputMonitor", "StepSeed"} <= names
+    assert [type(lg).__name__ for lg in cfg["logger"]] == ["ResumingCSVLogger", "TensorBoardLogger"]
+    assert isinstance(cfg["logger"][0], CSVLogger)
     assert trainer_config(default_root_dir=str(tmp_path))["strategy"] == "auto"
     trainer = build_trainer(default_root_dir=str(tmp_path), loggers="tensorboard,wandb", enable_progress_bar=False)
-    assert [type(lg).__name__ for lg in trainer.loggers] == ["CSVLogger", "TensorBoardLogger", "WandbLogger"]
+    assert [type(lg).__name__ for lg in trainer.loggers] == ["ResumingCSVLogger", "TensorBoardLogger", "WandbLogger"]
     assert trainer.checkpoint_callback.save_last
 
 

@@ -2,13 +2,14 @@
 
 >>> import zoo
 >>> zoo.list_models()
->>> model = zoo.load("clip_tiny", pretrained=False)
+>>> model = zoo.create_model("clip_tiny")  # random weights, train mode; nothing is downloaded
+>>> model = zoo.load("clip_tiny", pretrained=False)  # the same in eval mode
 """
 
 __version__ = "0.1.0"
 
 from zoo.errors import ZooError  # noqa: E402
-from zoo.loading import load  # noqa: E402
+from zoo.loading import create_model, load  # noqa: E402
 from zoo.module import ZooModule  # noqa: E402
 from zoo.registry import (  # noqa: E402
     add_index_dir,
@@ -18,12 +19,6 @@ from zoo.registry import (  # noqa: E402
     model_entrypoint,
     register_model,
 )
-
-
-def create_model(name: str, **kwargs):  # noqa: ANN201
-    """A randomly initialised registered model, ``zoo.load(name, pretrained=False, **kwargs)`` in train mode."""
-    return model_entrypoint(name)(**kwargs)
-
 
 __all__ = [
     "ZooError",
@@ -38,3 +33,7 @@ __all__ = [
     "register_model",
     "__version__",
 ]
+
+# last, after the API above: registers the built-in architectures whenever any part of zoo is imported
+# (zoo.registry stays a leaf that imports no model)
+import zoo.models  # noqa: E402, F401

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -11,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from zoo.commands import ArgumentParser, UsageError, positive_int
 
 HELP = """usage: zoo <command> [options]
 
@@ -29,12 +30,14 @@ models and data:
   synth      synthetic videos in a real format:   zoo synth --format otb|otb99lang|alov|ucf101 --out DIR
   prepare    a low-resolution frame store (O3N):  zoo prepare ucf101|hmdb51 --root DIR --out STORE
 
-benchmarks:
+benchmarks (zoo benchmark --help lists them, zoo benchmark NAME --help their options):
   benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
              a language tracker on OTB99-lang:    zoo benchmark otb99lang --checkpoint CKPT --root DIR
              Model II/III from two trained networks: zoo benchmark otb99lang --checkpoint VIS --lingual LING
                                                   [--lang-model III] --root DIR
              score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
+
+zoo --version prints the version.
 
 environment: ZOO_HOME (checkpoint cache, default ~/.cache/zoo), ZOO_OFFLINE=1 (never download),
 ZOO_INDEX_PATH (more checkpoint index folders), WANDB_MODE (wandb is offline unless set).
@@ -58,6 +61,7 @@ def run_lightning(args: Sequence[str] | None) -> Any:
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
     from datamodules.base import ZooDataModule
+    from zoo.errors import DatasetError
     from zoo.module import ZooModule
     from zoo.trainer import parse_loggers, trainer_config
 
@@ -72,13 +76,40 @@ def run_lightning(args: Sequence[str] | None) -> Any:
                 help="loggers besides CSV, comma separated: tensorboard, wandb",
             )
             parser.add_argument("--run_name", type=str, default=None, help="run folder name (default: model class)")
+            parser.add_argument("--save_every_n_steps", type=int, default=100,
+                                help="also keep last.ckpt every N training steps (0: at epoch ends only)")
+
+        def _parse_ckpt_path(self) -> None:  # Lightning reads the checkpoint here: check it with the zoo's loader first
+            subcommand = self.config.get("subcommand")
+            sub = self.config[subcommand] if subcommand else self.config
+            self.resume = resume_target(sub.get("ckpt_path"), subcommand)
+            super()._parse_ckpt_path()
+
+        def before_instantiate_classes(self) -> None:
+            sub = self.config[self.subcommand] if self.subcommand else self.config
+            parse_loggers(sub.get("logger"))
 
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
             sub = self.config[self.subcommand] if self.subcommand else self.config
-            parse_loggers(sub.get("logger"))
             run_name = sub.get("run_name") or type(self.model).__name__.lower()
-            config = trainer_config(loggers=sub.get("logger"), run_name=run_name, **config)
+            extra: dict[str, Any] = {"save_every_n_steps": sub.get("save_every_n_steps", 100)}
+            if self.resume is not None:  # a fit resumed from a run folder's checkpoint writes into that folder
+                config = {**config, "default_root_dir": self.resume["root"]}
+                run_name = self.resume["run_name"]
+                extra.update(version=self.resume["version"], resume_step=self.resume["global_step"])
+            config = trainer_config(loggers=sub.get("logger"), run_name=run_name, **extra, **config)
             return super()._instantiate_trainer(config, callbacks)
+
+        def before_fit(self) -> None:
+            data = self.datamodule
+            if data is None or not hasattr(data, "train_dataloader"):
+                return
+            data.setup("fit")
+            if len(data.train_dataloader()) == 0:
+                size = len(getattr(data, "train_set", []) or [])
+                raise DatasetError(f"{type(data).__name__}: no training batches ({size} training samples for batches "
+                                   f"of {getattr(data, 'batch_size', '?')}, the last partial batch dropped); "
+                                   "nothing to train")
 
     return ZooCLI(
         ZooModule,
@@ -92,20 +123,49 @@ def run_lightning(args: Sequence[str] | None) -> Any:
     )
 
 
+def resume_target(ckpt_path: str | None, subcommand: str | None) -> dict[str, Any] | None:
+    """Check ``--ckpt_path`` (a readable training checkpoint, else CheckpointError); for ``fit`` from a checkpoint in
+    a run folder ``ROOT/RUN/version_N/checkpoints/``, that folder's parts, so the resumed run writes into it."""
+    if not ckpt_path or ckpt_path in ("last", "best", "hpc", "registry"):
+        return None
+    from zoo.errors import CheckpointError
+    from zoo.hub import load_checkpoint_file
+
+    path = Path(ckpt_path)
+    ckpt = load_checkpoint_file(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) or "global_step" not in ckpt:
+        raise CheckpointError(f"{path}: not a training checkpoint of `zoo fit` (no state_dict and global_step); "
+                              "weights alone load with zoo.load(checkpoint_path=...)")
+    version = path.resolve().parent.parent
+    if subcommand != "fit" or path.resolve().parent.name != "checkpoints" or not version.name.startswith("version_"):
+        return None
+    number = version.name[len("version_"):]
+    return {"root": str(version.parent.parent), "run_name": version.parent.name,
+            "version": int(number) if number.isdigit() else number, "global_step": int(ckpt["global_step"])}
+
+
 def cmd_list(argv: Sequence[str]) -> int:
     import zoo
 
-    p = argparse.ArgumentParser(prog="zoo list", description="Models and their named checkpoints.")
-    p.add_argument("pattern", nargs="?", default="*")
+    p = ArgumentParser(prog="zoo list", description="Models and their named checkpoints.")
+    p.add_argument("pattern", nargs="?", default="*", help="a glob (sint_*) or a prefix (sint)")
     p.add_argument("--pretrained", action="store_true", help="list named checkpoints only")
     a = p.parse_args(argv)
+    pattern = a.pattern if any(c in a.pattern for c in "*?[") else f"{a.pattern}*"
     entries = zoo.checkpoint_entries()
     if a.pretrained:
-        for name in zoo.list_models(a.pattern, pretrained=True):
+        names = zoo.list_models(pattern, pretrained=True)
+        for name in names:
             e = entries[name]
             print(f"{name:40s} {e.dataset:24s} {_metrics(e.metrics)}")
+        if not names:
+            where = "" if pattern == "*" else f" matching {a.pattern!r}"
+            print(f"no named checkpoints{where} in the index yet (zoo list shows the architectures)")
         return 0
-    for arch in zoo.list_models(a.pattern):
+    archs = zoo.list_models(pattern)
+    if not archs:
+        raise UsageError(f"zoo list: no model matches {a.pattern!r}; zoo list shows them all")
+    for arch in archs:
         doc = (zoo.model_entrypoint(arch).__doc__ or "").strip().splitlines()[0]
         tags = sorted(e.name for e in entries.values() if e.arch == arch)
         print(f"{arch:24s} {doc}")
@@ -120,7 +180,7 @@ def _metrics(metrics: dict[str, float]) -> str:
 def cmd_info(argv: Sequence[str]) -> int:
     import zoo
 
-    p = argparse.ArgumentParser(prog="zoo info", description="Describe a model or a named checkpoint.")
+    p = ArgumentParser(prog="zoo info", description="Describe a model or a named checkpoint.")
     p.add_argument("name")
     a = p.parse_args(argv)
     arch = a.name.split(".", 1)[0]
@@ -130,10 +190,7 @@ def cmd_info(argv: Sequence[str]) -> int:
     print(f"about: {(builder.__doc__ or '').strip()}")
     with _offline():
         try:
-            try:
-                model = builder()
-            except zoo.errors.DownloadError:  # backbone weights not cached: count the parameters without them
-                model = builder(pretrained_backbone=False)
+            model = builder()
             n = sum(p.numel() for p in model.parameters())
             print(f"class: {type(model).__module__}.{type(model).__qualname__}")
             print(f"parameters: {n:,}")
@@ -170,34 +227,39 @@ def _offline():
 def cmd_synth(argv: Sequence[str]) -> int:
     from datamodules.synthetic import WRITERS, SynthConfig, synthesize
 
-    p = argparse.ArgumentParser(prog="zoo synth", description="Write synthetic videos in a real dataset's layout.")
+    p = ArgumentParser(prog="zoo synth", description="Write synthetic videos in a real dataset's layout.")
     p.add_argument("--format", required=True, choices=sorted(WRITERS))
     p.add_argument("--out", required=True, help="output folder (the dataset root)")
-    p.add_argument("--videos", type=int, default=20)
+    p.add_argument("--videos", type=positive_int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=SynthConfig.num_frames)
+    p.add_argument("--frames", type=positive_int, default=SynthConfig.num_frames)
     p.add_argument("--size", default=f"{SynthConfig.height}x{SynthConfig.width}", help="HEIGHTxWIDTH")
     p.add_argument("--appearance-change", type=float, default=0.0, metavar="A",
                    help="0 to 1: objects' colours drift this far and the light swings by A/2 over a video (default 0)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
-    try:
-        h, w = (int(v) for v in a.size.lower().split("x"))
-    except ValueError:
-        p.error(f"--size must be HEIGHTxWIDTH, not {a.size!r}")
+    h, w = frame_size(p, a.size)
     if not 0.0 <= a.appearance_change <= 1.0:
         p.error(f"--appearance-change must lie in [0, 1], not {a.appearance_change}")
     cfg = SynthConfig(height=h, width=w, num_frames=a.frames, appearance_change=a.appearance_change)
-    out = synthesize(a.format, a.out, a.videos, a.seed, cfg, overwrite=a.overwrite)
+    out = synthesize(a.format, a.out, a.videos, a.seed, cfg, overwrite=a.overwrite, progress=sys.stderr.isatty())
     print(f"wrote {a.videos} synthetic videos in {a.format} layout to {out}")
     return 0
+
+
+def frame_size(p: ArgumentParser, text: str) -> tuple[int, int]:
+    """``HEIGHTxWIDTH`` of positive integers, else a usage error naming ``--size``."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(v.strip().isdigit() and int(v) > 0 for v in parts):
+        p.error(f"--size must be HEIGHTxWIDTH in pixels above zero, such as 240x320; not {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def cmd_prepare(argv: Sequence[str]) -> int:
     from datamodules.action import DATASETS, read_action_split
     from datamodules.frame_store import prepare_frame_store
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="zoo prepare",
         description="Decode every video of UCF101 or HMDB51 (all three splits) once into a low-resolution "
         "frame store that the O3N datamodules read with frame_store=OUT.",
@@ -210,11 +272,7 @@ def cmd_prepare(argv: Sequence[str]) -> int:
     p.add_argument("--backend", default="decord", choices=("decord", "pyav"))
     p.add_argument("--workers", type=int, default=max((os.cpu_count() or 2) - 1, 1))
     a = p.parse_args(argv)
-    try:
-        size = tuple(int(v) for v in a.size.lower().split("x"))
-        assert len(size) == 2
-    except (ValueError, AssertionError):
-        p.error(f"--size must be HEIGHTxWIDTH, not {a.size!r}")
+    size = frame_size(p, a.size)
     videos: dict[str, None] = {}
     for split in (1, 2, 3):
         for train in (True, False):
@@ -230,90 +288,18 @@ def cmd_prepare(argv: Sequence[str]) -> int:
 
 
 def cmd_benchmark(argv: Sequence[str]) -> int:
-    from zoo.metrics.otb import CONVENTIONS
+    """``zoo benchmark NAME ...``: each benchmark module in ``zoo.benchmark.commands`` owns its options and run."""
+    from zoo.benchmark import commands
 
-    p = argparse.ArgumentParser(prog="zoo benchmark", description="Benchmark trackers (OTB one-pass evaluation).")
-    p.add_argument("dataset", choices=["otb", "otb99lang"])
-    p.add_argument("--split", default="test", choices=["train", "test"], help="OTB99-lang split (default test)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="registered model name (arch or arch.tag) to run")
-    src.add_argument("--checkpoint", help="a checkpoint file to run (zoo.load(checkpoint_path=...))")
-    src.add_argument("--results", nargs="+", metavar="DIR", help="score existing result folders, one per tracker")
-    p.add_argument("--root", help="OTB dataset root (<root>/<Seq>/img); needed to run a model")
-    p.add_argument("--annotations", help="the toolkit's anno/ folder, to score without images")
-    p.add_argument("--subset", default="otb100", help="otb2013, otb100 or tb50 (default otb100)")
-    p.add_argument("--convention", default="otb", choices=sorted(CONVENTIONS))
-    p.add_argument("--out", default="runs/benchmark/otb", help="where results/ and reports/ go")
-    p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
-    p.add_argument("--allow-missing", action="store_true", help="score the sequences present, with a warning")
-    p.add_argument("--batch-size", type=int, default=1, help="sequences tracked in lockstep")
-    p.add_argument("--devices", default="auto")
-    p.add_argument("--name", help="tracker name for results and reports (default: the tracker's own)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the weights a --model has no checkpoint for (an "
-                   "untrained network), so runs repeat (default 0)")
-    p.add_argument("--flow", action="store_true", help="SINT+: the optical-flow check (SINT models only)")
-    p.add_argument("--lingual", metavar="CKPT", help="a lingual network checkpoint that, with the visual network "
-                   "(--model/--checkpoint), makes Model II or III, on otb99lang")
-    p.add_argument("--lang-model", default="II", choices=["II", "III"], help="with --lingual: Model II (the sentence "
-                   "gives the first box) or III (the lingual response mixed in every frame); default II")
-    a = p.parse_args(argv)
-    from pathlib import Path
-
-    from zoo.benchmark.otb import compare, format_table, write_report
-
-    if a.results:
-        if not (a.annotations or a.root):
-            p.error("--results needs --annotations (the toolkit's anno/ folder) or --root")
-        performance = compare(
-            a.results,
-            anno_dir=a.annotations,
-            root=None if a.annotations else a.root,
-            subset=a.subset,
-            convention=a.convention,
-            allow_missing=a.allow_missing,
-            names=a.sequences,
-        )
-        report = Path(a.out) / "reports" / "-".join(performance)
-        write_report(performance, report)
-    else:
-        import zoo
-        from zoo.benchmark.runner import benchmark_otb
-
-        if not a.root:
-            p.error("running a tracker needs --root (the OTB dataset)")
-        if a.checkpoint:
-            model = zoo.load(checkpoint_path=a.checkpoint)
-        else:
-            has_weights = a.model in zoo.list_models(pretrained=True) or (
-                "." not in a.model and any(e.arch == a.model for e in zoo.checkpoint_entries().values())
-            )
-            import torch
-
-            torch.manual_seed(a.seed)
-            model = zoo.load(a.model, pretrained=has_weights)
-        devices = int(a.devices) if a.devices.isdigit() else a.devices
-        if a.flow:
-            model = model.tracker(flow=True)
-        if a.lingual:
-            from zoo.lang_tracker import LanguageTracking, VisualSpecification
-
-            if not isinstance(model, VisualSpecification):
-                p.error("--lingual needs a visual specification network as --model or --checkpoint")
-            lingual = zoo.load(checkpoint_path=a.lingual)
-            lingual = lingual.lingual if isinstance(lingual, LanguageTracking) else lingual
-            if a.lang_model == "III" and getattr(lingual, "attention", None) is None:
-                p.error("--lang-model III needs a lingual network trained with word attention (attention: true)")
-            model = LanguageTracking.from_networks(a.lang_model, lingual, model)
-        performance = benchmark_otb(
-            model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size,
-            name=a.name, devices=devices, dataset=a.dataset, split=a.split,
-        )
-        if performance is None:
-            return 0
-        report = Path(a.out) / "reports" / next(iter(performance))
-    print(format_table(performance))
-    print(f"report: {report / 'performance.json'} (plots beside it)")
-    return 0
+    names = commands.names()
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: zoo benchmark NAME [options]   (zoo benchmark NAME --help for its options)\n\nbenchmarks:")
+        for name in names:
+            print(f"  {name:12s} {commands.get(name).DESCRIPTION}")
+        return 0
+    if argv[0] not in names:
+        raise UsageError(f"zoo benchmark: unknown benchmark {argv[0]!r}; choose from {', '.join(names)}")
+    return commands.get(argv[0]).main(argv[1:])
 
 
 TOOLS = {"list": cmd_list, "info": cmd_info, "synth": cmd_synth, "prepare": cmd_prepare, "benchmark": cmd_benchmark}
@@ -338,26 +324,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(HELP)
         return 0
+    if argv[0] in ("-V", "--version", "version"):
+        from zoo import __version__
+
+        print(f"zoo {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
+    quiet_lightning()
     try:
         if command in TOOLS:
             return TOOLS[command](rest)
         if command in LIGHTNING_COMMANDS:
             run_lightning(argv if from_caller else None)
             return 0
-        print(f"zoo: error: unknown command {command!r}; run `zoo --help`", file=sys.stderr)
-        return 2
-    except ZooError as e:
-        print(f"zoo: error: {one_line(e)}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"zoo: error: {one_line(e)}", file=sys.stderr)
+        raise UsageError(f"unknown command {command!r}; run `zoo --help`")
+    except (ZooError, ValueError, TypeError, OSError, KeyError) as e:
+        cause = user_error(e)
+        if cause is None:
+            raise
+        print(f"zoo: error: {cause}", file=sys.stderr)
         return 2
     except Exception as e:
         if type(e).__name__ != "ArgumentError":
             raise
         print(f"zoo: error: {config_error(e)} (see `zoo {command} --help`)", file=sys.stderr)
         return 2
+
+
+def quiet_lightning() -> None:
+    """Lightning's start-up notes (GPU available, seed set, tips) are not printed: stderr is for warnings and
+    for the one error line."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning's own, not ours
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed",
+                 "lightning_fabric.utilities.rank_zero", "pytorch_lightning.trainer.connectors.logger_connector"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def user_error(e: BaseException) -> str | None:
+    """The one line to print for an error caused by the user's input, else None (a bug: keep the traceback).
+
+    LightningCLI reports a constructor's error as ``Given value: Namespace(...)`` with the real error as its
+    cause; that cause is what is printed, with the class it came from."""
+    from zoo.errors import ZooError
+
+    chain = [e]
+    while chain[-1].__cause__ is not None and len(chain) < 10:
+        chain.append(chain[-1].__cause__)
+    zoo_errors = [c for c in chain if isinstance(c, ZooError)]
+    if zoo_errors:
+        return one_line(zoo_errors[-1])
+    wrapped = "Given value" in str(e) or "Problem with given class_path" in str(e)
+    if wrapped and len(chain) > 1:
+        inner = chain[-1]
+        where = re.search(r"class_path='([\w.]+)'", str(e))
+        prefix = f"{where.group(1).rsplit('.', 1)[-1]}: " if where else ""
+        return f"{prefix}{type(inner).__name__ if isinstance(inner, KeyError) else ''}{one_line(inner)}".strip()
+    if isinstance(e, ValueError):
+        return one_line(e)
+    return None
 
 
 _DETAIL = re.compile(r"not accepted|does not accept|not exist|not found|No module|Import|not a subclass|invalid|Unable")

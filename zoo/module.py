@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,6 +17,15 @@ class ZooModule(pl.LightningModule):
     constructor arguments and, under ``"zoo"``, the class path. Only registered zoo classes are rebuilt:
     the class path is looked up among ``ZooModule`` subclasses, never imported from the file.
     """
+
+    @classmethod
+    def rebuild_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments for a model whose weights are loaded right after it is built (``zoo.load`` from a
+        checkpoint): nothing is downloaded, ``pretrained_backbone=False`` where the class takes it, whatever the
+        checkpoint's hyperparameters say. Subclasses holding other networks' arguments extend it."""
+        if "pretrained_backbone" in inspect.signature(cls.__init__).parameters:
+            return {**kwargs, "pretrained_backbone": False}
+        return dict(kwargs)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from zoo import __version__

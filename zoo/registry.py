@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import yaml
 
@@ -25,6 +27,8 @@ _MODELS: dict[str, Callable[..., Any]] = {}
 _EXTRA_INDEX_DIRS: list[Path] = []
 
 REQUIRED_KEYS = ("arch", "url", "sha256", "size", "dataset", "metrics", "protocol", "license", "provenance")
+ENTRY_KEYS = ("name", *REQUIRED_KEYS, "args", "config", "default")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def register_model(fn: F) -> F:
@@ -38,7 +42,6 @@ def register_model(fn: F) -> F:
 
 def model_entrypoint(arch: str) -> Callable[..., Any]:
     """The builder of a registered architecture; an unknown name gets the closest matches."""
-    _import_builtin_models()
     if arch not in _MODELS:
         import difflib
 
@@ -73,8 +76,11 @@ class CheckpointEntry:
 
     @property
     def file_name(self) -> str:
-        base = self.url.rstrip("/").rsplit("/", 1)[-1]
-        return base or f"{self.name}.pt"
+        """The cache file name, ``<arch>.<tag>-<sha256[:8]>.<ext>`` (ext from the URL, default ``pt``): unique
+        per entry and content, even when several URLs end in the same name (``last.ckpt``)."""
+        ext = Path(urlparse(self.url).path).suffix.lstrip(".")
+        ext = ext if ext.isalnum() and len(ext) <= 8 else "pt"
+        return f"{self.name}-{self.sha256[:8]}.{ext}"
 
 
 def index_dirs() -> list[Path]:
@@ -91,6 +97,44 @@ def add_index_dir(path: str | os.PathLike) -> None:
     _EXTRA_INDEX_DIRS.append(Path(path))
 
 
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TEXT_KEYS = ("name", "arch", "url", "dataset", "protocol", "license", "provenance")
+
+
+def _check_entry(path: Path, data: dict[str, Any]) -> None:
+    """Raise CheckpointError naming ``path`` and the key for each value of the wrong type or form."""
+
+    def wrong(key: str, expected: str) -> CheckpointError:
+        return CheckpointError(f"{path}: {key} must be {expected}, not {_describe(data[key])}")
+
+    for key in _TEXT_KEYS:
+        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
+            raise wrong(key, "a non-empty string")
+    sha = data.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise wrong("sha256", "a string of 64 hex digits (quote it in YAML)")
+    size = data.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise wrong("size", "a number of bytes (a non-negative integer)")
+    metrics = data.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in metrics.items()):
+        raise wrong("metrics", "a mapping of metric names to numbers")
+    if "args" in data and not (isinstance(data["args"], dict) and all(isinstance(k, str) for k in data["args"])):
+        raise wrong("args", "a mapping of constructor argument names to values")
+    if data.get("config") is not None and not isinstance(data["config"], str):
+        raise wrong("config", "a path (a string)")
+    if "default" in data and not isinstance(data["default"], bool):
+        raise wrong("default", "true or false")
+
+
 def _read_entry(path: Path) -> CheckpointEntry:
     try:
         data = yaml.safe_load(path.read_text())
@@ -98,19 +142,22 @@ def _read_entry(path: Path) -> CheckpointEntry:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise CheckpointError(f"{where}: invalid YAML in checkpoint index entry") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint index entry ({e})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: a checkpoint index entry must be a mapping")
-    name = data.get("name", path.stem)
+    data.setdefault("name", path.stem)
+    unknown = sorted(str(k) for k in set(data) - set(ENTRY_KEYS))
+    if unknown:
+        raise CheckpointError(f"{path}: unknown keys in checkpoint index entry: {', '.join(unknown)}")
+    name = data["name"]
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise CheckpointError(f"{path}: checkpoint index entry {name!r} lacks {', '.join(missing)}")
+    _check_entry(path, data)
     if "." not in name or name.split(".", 1)[0] != data["arch"]:
         raise CheckpointError(f"{path}: entry name {name!r} must be '<arch>.<tag>' with arch {data['arch']!r}")
-    known = set(CheckpointEntry.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise CheckpointError(f"{path}: unknown keys in checkpoint index entry: {', '.join(unknown)}")
-    return CheckpointEntry(**{**data, "name": name, "source": str(path)})
+    return CheckpointEntry(**{**data, "sha256": data["sha256"].lower(), "source": str(path)})
 
 
 def checkpoint_entries() -> dict[str, CheckpointEntry]:
@@ -123,40 +170,42 @@ def checkpoint_entries() -> dict[str, CheckpointEntry]:
     return entries
 
 
+def _existing(entries: dict[str, CheckpointEntry]) -> str:
+    names = sorted(e.name for e in entries.values() if e.arch in _MODELS)
+    return f"named checkpoints: {', '.join(names)}" if names else "the index has no named checkpoints yet"
+
+
 def get_entry(name: str) -> CheckpointEntry:
-    """The entry for ``arch.tag``, or for ``arch`` its default (or only) checkpoint."""
+    """The entry for ``arch.tag``, or for ``arch`` its default (or only) checkpoint.
+
+    An unknown architecture, an unknown tag, or an architecture without checkpoints is an UnknownModelError
+    that lists what exists.
+    """
     entries = checkpoint_entries()
     if name in entries:
         return entries[name]
-    if "." not in name:
-        model_entrypoint(name)  # unknown architecture: the registry's message
-        tagged = [e for e in entries.values() if e.arch == name]
-        default = [e for e in tagged if e.default] or (tagged if len(tagged) == 1 else [])
-        if default:
-            return default[0]
-        if tagged:
-            raise UnknownModelError(
-                f"{name!r} has several checkpoints, name one: {', '.join(sorted(e.name for e in tagged))}"
-            )
-        raise UnknownModelError(
-            f"model {name!r} has no pretrained checkpoint in the index; use pretrained=False, or "
-            "checkpoint_path= for your own file"
-        )
     arch = name.split(".", 1)[0]
-    model_entrypoint(arch)
-    tags = sorted(e.name for e in entries.values() if e.arch == arch)
-    raise UnknownModelError(f"unknown checkpoint {name!r}; {arch} has: {', '.join(tags) or 'none'}")
+    model_entrypoint(arch)  # unknown architecture: the registry's message
+    tagged = sorted(e.name for e in entries.values() if e.arch == arch)
+    if "." in name:
+        has = f"{arch} has: {', '.join(tagged)}" if tagged else f"{arch} has none; {_existing(entries)}"
+        raise UnknownModelError(f"unknown checkpoint {name!r}; {has}")
+    default = [entries[n] for n in tagged if entries[n].default] or ([entries[tagged[0]]] if len(tagged) == 1 else [])
+    if default:
+        return default[0]
+    if tagged:
+        raise UnknownModelError(f"{name!r} has several checkpoints, name one: {', '.join(tagged)}")
+    raise UnknownModelError(
+        f"model {name!r} has no pretrained checkpoint in the index ({_existing(entries)}); use pretrained=False, "
+        "or checkpoint_path= for your own file"
+    )
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Registered architectures matching ``pattern``; with ``pretrained`` the named checkpoints instead."""
-    _import_builtin_models()
     if pretrained:
         names = [e.name for e in checkpoint_entries().values() if e.arch in _MODELS]
     else:
         names = list(_MODELS)
     return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
 
-
-def _import_builtin_models() -> None:
-    import zoo.models  # noqa: F401  (registers the built-in architectures)

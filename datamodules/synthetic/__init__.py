@@ -39,11 +39,12 @@ def synthesize(
     seed: int = 0,
     cfg: SynthConfig | None = None,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> Path:
     """Write ``num_videos`` synthetic videos in format ``fmt`` (otb, otb99lang, alov, ucf101) to ``out``.
 
     The dataset is written beside ``out`` and moved into place at the end, so ``out`` never holds half
-    a dataset. An existing non-empty ``out`` is an error unless ``overwrite``.
+    a dataset. An existing non-empty ``out`` is an error unless ``overwrite``. ``progress``: a bar on stderr.
     """
     if fmt not in WRITERS:
         raise DatasetError(f"unknown synthetic format {fmt!r}; choose one of {', '.join(WRITERS)}")
@@ -54,6 +55,10 @@ def synthesize(
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         videos = generate_videos(num_videos, seed, cfg, action=fmt == "ucf101")
+        if progress:
+            from tqdm import tqdm
+
+            videos = tqdm(videos, total=num_videos, desc=f"zoo synth {fmt}", unit="video", leave=False)
         WRITERS[fmt](videos, tmp)
         if out.exists():
             shutil.rmtree(out)

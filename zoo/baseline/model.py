@@ -39,7 +39,7 @@ class ClipClassifier(ClassifierSteps):
         self,
         num_classes: int = 101,
         backbone: str = "resnet18",
-        pretrained_backbone: bool = True,
+        pretrained_backbone: bool = False,
         width: int = 16,
         num_segments: int = 3,
         clip_len: int = 9,
@@ -103,7 +103,8 @@ class ClipClassifier(ClassifierSteps):
 
 @register_model
 def clip_resnet18(**kwargs: Any) -> ClipClassifier:
-    """TSN with an ImageNet ResNet-18, 3 segments, RGB (the paper's setting with a smaller trunk)."""
+    """TSN with a ResNet-18, 3 segments, RGB (the paper's setting with a smaller trunk); ``pretrained_backbone=True``
+    starts from ImageNet weights (downloaded; the default builds random weights)."""
     return ClipClassifier(**{"backbone": "resnet18", "num_segments": 3, "modality": "rgb", **kwargs})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,36 @@ def read_times(results_dir: Path, name: str) -> np.ndarray | None:
     wanted = normalize_name(name)
     for path in folder.glob("*_time.txt"):
         if normalize_name(path.name[: -len("_time.txt")]) == wanted:
-            return np.loadtxt(path, ndmin=1)
+            return _read_seconds(path)
     return None
+
+
+def _read_seconds(path: Path) -> np.ndarray:
+    """One number of seconds per line; a bad line is a DatasetError naming ``file:line``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x})") from None
+    values = []
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = float(line.strip())
+        except ValueError:
+            raise DatasetError(f"{path}:{line_no}: not a number of seconds: {line.strip()[:40]!r}") from None
+        if not np.isfinite(value):
+            raise DatasetError(f"{path}:{line_no}: not a finite number of seconds: {line.strip()[:40]!r}")
+        values.append(value)
+    return np.asarray(values, dtype=np.float64)
+
+
+def report_dir(out_dir: str | os.PathLike, trackers: list[str], meta: dict[str, Any]) -> Path:
+    """``out_dir/reports/<trackers>/<subset>[-<convention>]``: one report per trackers, subset and convention,
+    so scoring otb2013 never overwrites the otb100 report."""
+    key = meta["subset"] + ("" if meta["convention"] == "otb" else f"-{meta['convention']}")
+    return Path(out_dir) / "reports" / "-".join(trackers) / key
 
 
 def score_results(
@@ -99,7 +128,10 @@ def score_results(
     seq_wise: dict[str, Any] = {}
     per_seq: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     total_frames, total_seconds = 0, 0.0
-    for info in infos:
+    from tqdm import tqdm
+
+    for info in tqdm(infos, desc=f"scoring {results_dir.name}", unit="seq", leave=False,
+                     disable=not sys.stderr.isatty() or len(infos) < 10):
         path = found[info.name]
         if path is None:
             continue
@@ -177,20 +209,22 @@ def _save(fig, path: Path) -> None:
 def plot_curves(performance: dict[str, dict[str, Any]], out_dir: Path, key: str = "overall") -> None:
     """Success and precision plots of OPE, trackers in the legend by score, as the OTB toolkit draws them."""
     plt = _plt()
+    colours = tracker_colours(performance)
     for kind, thresholds, score, xlabel, ylabel, legend_loc in (
-        ("success", SUCCESS_THRESHOLDS, "success_score", "Overlap threshold", "Success rate", "lower left"),
-        ("precision", PRECISION_THRESHOLDS, "precision_score", "Location error threshold", "Precision", "lower right"),
+        ("success", SUCCESS_THRESHOLDS, "success_score", "Overlap threshold (IoU)", "Success rate", "lower left"),
+        ("precision", PRECISION_THRESHOLDS, "precision_score", "Location error threshold (pixels)", "Precision",
+         "lower right"),
     ):
         fig, ax = plt.subplots(figsize=(5, 4))
         order = sorted(performance, key=lambda n: -performance[n][key][score])
         for name in order:
             perf = performance[name][key]
-            ax.plot(thresholds.numpy(), perf[f"{kind}_curve"], label=f"{name} [{perf[score]:.3f}]", linewidth=2)
-        subset = next(iter(performance.values()))["meta"]["subset"]
+            ax.plot(thresholds.numpy(), perf[f"{kind}_curve"], label=f"{name} [{perf[score]:.3f}]", linewidth=2,
+                    color=colours[name])
         ax.set(
             xlabel=xlabel,
             ylabel=ylabel,
-            title=f"{kind.capitalize()} plots of OPE - {subset}",
+            title=f"{kind.capitalize()} plots of OPE - {scope(performance)}",
             xlim=(0, float(thresholds[-1])),
             ylim=(0, 1),
         )
@@ -200,41 +234,63 @@ def plot_curves(performance: dict[str, dict[str, Any]], out_dir: Path, key: str 
         plt.close(fig)
 
 
+def tracker_colours(performance: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One colour per tracker, by name, the same in every plot of a report."""
+    import matplotlib
+
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(sorted(performance))}
+
+
+def scope(performance: dict[str, dict[str, Any]]) -> str:
+    """``otb100 (4 sequences)``: what a report covers."""
+    meta = next(iter(performance.values()))["meta"]
+    n = meta["num_sequences"]
+    return f"{meta['subset']} ({n} sequence{'s' if n != 1 else ''})"
+
+
 def plot_attributes(performance: dict[str, dict[str, Any]], out_dir: Path) -> None:
     """Success plots per attribute, one panel each."""
     plt = _plt()
+    colours = tracker_colours(performance)
     fig, axes = plt.subplots(3, 4, figsize=(16, 11))
     for ax, att in zip(axes.flat, ATTRIBUTES):
         entries = {n: p["attribute_wise"][att] for n, p in performance.items() if att in p["attribute_wise"]}
         for name in sorted(entries, key=lambda n: -entries[n]["success_score"]):
             e = entries[name]
-            ax.plot(SUCCESS_THRESHOLDS.numpy(), e["success_curve"], label=f"{name} [{e['success_score']:.3f}]")
+            ax.plot(SUCCESS_THRESHOLDS.numpy(), e["success_curve"], label=f"{name} [{e['success_score']:.3f}]",
+                    color=colours[name])
         count = next(iter(entries.values()))["num_sequences"] if entries else 0
-        ax.set(title=f"{ATTRIBUTE_NAMES[att]} ({count})", xlim=(0, 1), ylim=(0, 1))
+        ax.set(title=f"{ATTRIBUTE_NAMES[att]} ({count})", xlim=(0, 1), ylim=(0, 1),
+               xlabel="Overlap threshold (IoU)", ylabel="Success rate")
         ax.grid(alpha=0.3)
         if entries:
             ax.legend(fontsize=7, loc="lower left")
     axes.flat[-1].axis("off")
+    fig.suptitle(f"Success plots of OPE per attribute - {scope(performance)}")
     _save(fig, out_dir / "attributes.png")
     plt.close(fig)
 
 
 def format_table(performance: dict[str, dict[str, Any]]) -> str:
-    """A printed table: one row per tracker, overall and per-attribute success."""
-    head = f"{'tracker':20s} {'AUC':>6s} {'Prec@20':>8s} {'NormP':>6s} {'fps':>8s} " + " ".join(
-        f"{a:>5s}" for a in ATTRIBUTES
+    """A printed table: one row per tracker, overall and per-attribute success (the attributes some tracker's
+    sequences have; none for sequences without attributes)."""
+    present = [a for a in ATTRIBUTES if any(a in p["attribute_wise"] for p in performance.values())]
+    width = max([20] + [len(n) for n in performance])
+    head = f"{'tracker':{width}s} {'AUC':>6s} {'Prec@20':>8s} {'NormP':>6s} {'fps':>8s}" + "".join(
+        f" {a:>5s}" for a in present
     )
     rows = [head, "-" * len(head)]
     for name in sorted(performance, key=lambda n: -performance[n]["overall"]["success_score"]):
         p = performance[name]
         o = p["overall"]
-        atts = " ".join(
-            f"{p['attribute_wise'][a]['success_score']:5.3f}" if a in p["attribute_wise"] else "    -"
-            for a in ATTRIBUTES
+        atts = "".join(
+            f" {p['attribute_wise'][a]['success_score']:5.3f}" if a in p["attribute_wise"] else "     -"
+            for a in present
         )
         fps = f"{o['speed_fps']:8.1f}" if o["speed_fps"] > 0 else f"{'-':>8s}"
         scores = f"{o['success_score']:6.3f} {o['precision_score']:8.3f} {o['normalized_precision_score']:6.3f}"
-        rows.append(f"{name:20s} {scores} {fps} {atts}")
+        rows.append(f"{name:{width}s} {scores} {fps}{atts}")
     meta = next(iter(performance.values()))["meta"]
     rows.append(f"({meta['subset']}, {meta['num_sequences']} sequences, convention {meta['convention']})")
     return "\n".join(rows)

@@ -1,17 +1,19 @@
-"""Running a tracker over OTB in Lightning's test loop.
+"""The benchmark machinery every task shares: a run's identity, its result folder, and the test loop.
 
-Each sequence's result file (``<Seq>.txt``, ``x,y,w,h`` per frame) and its timing file
-(``times/<Seq>_time.txt``) are written atomically as the sequence finishes; a rerun skips sequences
-whose results are complete, so an interrupted benchmark resumes. Under DDP the sequences are split
-across ranks. ``batch_size`` sequences advance in lockstep through ``Tracker.update_batch`` (one forward
-pass per step for all of them). Speed is total frames over total tracking time: image decoding is
-excluded and CUDA is synchronised before each clock read.
+A run is identified by what produced it (``run_identity``: the weights' sha256, the tracker's or model's
+settings, the data and the protocol). Its folder holds ``run.json`` (that identity) and one result file per
+video, each written atomically as the video finishes. A rerun with the same identity resumes: the videos
+already written are skipped (and counted); a rerun with another identity into the same folder is refused
+with one line saying what differs, so a folder never mixes two models' results. ``run_test_loop`` runs a
+``BenchmarkModule`` in Lightning's test loop, split across DDP ranks.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,161 +21,157 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from datamodules.otb import OTBDataModule, format_boxes, read_boxes
-from datamodules.otb99lang import VIDEOS_DIR, OTB99LangDataModule
-from datamodules.video import read_rgb
-from zoo.benchmark.otb import score_results, write_report
-from zoo.errors import DatasetError
+from zoo.errors import ZooError
 from zoo.hub import atomic_write_bytes
-from zoo.metrics.otb import OTBMetrics, get_convention
-from zoo.tracking.base import Tracker, as_tracker
+
+IDENTITY_FILE = "run.json"
 
 
-def _sync() -> None:
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
+class RunClashError(ZooError):
+    """A result folder written by another run (other weights, settings, data or protocol)."""
 
 
-class TrackerBenchmark(pl.LightningModule):
-    """Wraps a Tracker for ``trainer.test``: tracks each batch of sequences and writes their results."""
+def weights_sha256(modules: Iterable[torch.nn.Module]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of the modules' parameters and buffers."""
+    digest = hashlib.sha256()
+    for k, module in enumerate(modules):
+        for name, tensor in module.state_dict().items():
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{k}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
-    def __init__(self, tracker: Tracker, results_dir: str | os.PathLike, convention: str = "otb") -> None:
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON if it is a setting (numbers, strings, tuples, small arrays), else ``None``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, tuple) and all(isinstance(v, (bool, int, float, str)) for v in value):
+        return list(value)
+    if isinstance(value, np.ndarray) and value.size <= 64 and value.dtype.kind in "biuf":
+        return value.tolist()
+    return None
+
+
+def settings_of(obj: Any) -> dict[str, Any]:
+    """The public settings of an object (its plain attributes) and the sha256 of every module it holds."""
+    out: dict[str, Any] = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+    modules = {}
+    for key, value in sorted(vars(obj).items()):
+        if key.startswith("_"):
+            continue
+        if isinstance(value, torch.nn.Module):
+            modules[key] = value
+        elif (plain := _plain(value)) is not None or value is None:
+            out[key] = plain
+    if isinstance(obj, torch.nn.Module):
+        out["weights_sha256"] = weights_sha256([obj])
+        hp = getattr(obj, "hparams", None)
+        if hp:
+            out["hparams"] = {k: _plain(v) for k, v in sorted(dict(hp).items()) if not k.startswith("_")}
+    for key, module in modules.items():
+        out[key] = settings_of(module)
+    return out
+
+
+def run_identity(model: Any, **protocol: Any) -> dict[str, Any]:
+    """What produced a run: the model's (or tracker's) settings and weights, plus ``protocol`` (data, split,
+    convention...); ``source`` in ``protocol`` describes where the weights came from (name, checkpoint sha256)."""
+    return {"model": settings_of(model), **{k: v for k, v in sorted(protocol.items())}}
+
+
+def identity_key(identity: dict[str, Any]) -> str:
+    """A short hash of an identity (12 hex digits)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=lambda k: (k != "source", k)):  # where the weights came from first
+            if a.get(k, "<unset>") != b.get(k, "<unset>"):
+                return _first_difference(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{path}.{k}" if path else k)
+        return path
+    return f"{path}: {_short(b)!r} here, {_short(a)!r} there"
+
+
+def _short(value: Any) -> Any:
+    return value[:12] + "..." if isinstance(value, str) and len(value) == 64 else value
+
+
+class ResultStore:
+    """One run's result folder: ``run.json`` plus one file per video (``<video><suffix>``), written atomically."""
+
+    def __init__(self, folder: str | os.PathLike, identity: dict[str, Any], suffix: str = ".txt") -> None:
+        self.folder = Path(folder)
+        self.identity = identity
+        self.suffix = suffix
+
+    def check(self) -> int:
+        """Raise RunClashError when the folder holds another run's results; return how many it holds."""
+        marker = self.folder / IDENTITY_FILE
+        existing = sorted(self.folder.glob(f"*{self.suffix}")) if self.folder.is_dir() else []
+        if marker.is_file():
+            try:
+                theirs = json.loads(marker.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                raise RunClashError(f"{marker}: not a run identity file (corrupt JSON)") from None
+            if theirs != self.identity:
+                raise RunClashError(
+                    f"{self.folder}: holds the results of another run ({_first_difference(theirs, self.identity)}); "
+                    "give another --name or --out to keep both, or delete the folder"
+                )
+        elif existing:
+            raise RunClashError(
+                f"{self.folder}: holds {len(existing)} result files of an unknown run (no {IDENTITY_FILE}); "
+                "give another --name or --out, or delete the folder"
+            )
+        return len(existing)
+
+    def open(self) -> None:
+        """Check, then record the identity (rank 0 only, before any result is written)."""
+        self.check()
+        marker = self.folder / IDENTITY_FILE
+        if not marker.is_file():
+            atomic_write_bytes(marker, json.dumps(self.identity, indent=1, sort_keys=True).encode())
+
+    def path(self, video: str, suffix: str | None = None, sub: str | None = None) -> Path:
+        folder = self.folder / sub if sub else self.folder
+        return folder / f"{video}{self.suffix if suffix is None else suffix}"
+
+    def write(self, video: str, data: bytes, suffix: str | None = None, sub: str | None = None) -> Path:
+        """Write one video's result atomically; a result file that exists is complete."""
+        path = self.path(video, suffix, sub)
+        atomic_write_bytes(path, data)
+        return path
+
+
+class BenchmarkModule(pl.LightningModule):
+    """A LightningModule for ``trainer.test`` that runs a model over videos and writes one result each to its
+    ``ResultStore``; a subclass implements ``test_step``, reading ``self.store`` and counting ``self.resumed``."""
+
+    def __init__(self, store: ResultStore) -> None:
         super().__init__()
-        self.tracker = tracker
-        self.results_dir = Path(results_dir)
-        self.convention = get_convention(convention)
-        self.metric = OTBMetrics(self.convention.name)
-        self.tracked_frames = 0
-        self.tracking_seconds = 0.0
-
-    def _omit(self, seq: dict[str, Any]) -> int:
-        return int(seq["init_omit"]) if self.convention.init_omit else 0
-
-    def result_path(self, name: str) -> Path:
-        return self.results_dir / f"{name}.txt"
-
-    def completed_boxes(self, seq: dict[str, Any]) -> np.ndarray | None:
-        """The boxes of a complete result file of ``seq`` (an earlier run's), else None."""
-        path = self.result_path(seq["name"])
-        if not path.is_file():
-            return None
-        boxes = read_boxes(path)
-        return boxes if len(boxes) == len(seq["frames"]) - self._omit(seq) else None
-
-    def test_step(self, batch: list[dict[str, Any]], batch_idx: int) -> None:
-        done = {seq["name"]: self.completed_boxes(seq) for seq in batch}
-        todo = [seq for seq in batch if done[seq["name"]] is None]
-        if todo:
-            done.update(self._track(todo))
-        for seq in batch:
-            boxes = torch.from_numpy(done[seq["name"]])
-            self.metric.update(boxes, seq["boxes"], init_omit=int(seq["init_omit"]))
-
-    def _track(self, seqs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-        """Track ``seqs`` in lockstep, write their files, return their boxes by name."""
-        omits = [self._omit(s) for s in seqs]
-        frames = [s["frames"][o:] for s, o in zip(seqs, omits)]
-        first = [s["boxes"][o].numpy().astype(np.float64) for s, o in zip(seqs, omits)]
-        images = [read_rgb(f[0]) for f in frames]
-        language = getattr(self.tracker, "needs_sentence", False)
-        if language and any("sentence" not in s for s in seqs):
-            raise DatasetError(f"{self.tracker.name} tracks from a sentence: benchmark it on OTB99-lang")
-        _sync()
-        t0 = time.perf_counter()
-        if language:
-            initial = self.tracker.init_batch(images, first, sentences=[s["sentence"] for s in seqs])
-        else:
-            initial = self.tracker.init_batch(images, first)
-        _sync()
-        dt = (time.perf_counter() - t0) / len(seqs)
-        boxes = [[b] for b in (first if initial is None else initial)]
-        times = [[dt] for _ in seqs]
-        for t in range(1, max(len(f) for f in frames)):
-            images = [read_rgb(f[t]) if t < len(f) else None for f in frames]
-            active = sum(im is not None for im in images)
-            _sync()
-            t0 = time.perf_counter()
-            out = self.tracker.update_batch(images)
-            _sync()
-            dt = (time.perf_counter() - t0) / active
-            for k, box in enumerate(out):
-                if images[k] is not None:
-                    boxes[k].append(np.asarray(box, dtype=np.float64))
-                    times[k].append(dt)
-        results = {}
-        for seq, b, tm in zip(seqs, boxes, times):
-            results[seq["name"]] = np.stack(b)
-            self._write(seq["name"], results[seq["name"]], np.asarray(tm))
-            self.tracked_frames += len(b)
-            self.tracking_seconds += float(np.sum(tm))
-        return results
-
-    def _write(self, name: str, boxes: np.ndarray, times: np.ndarray) -> None:
-        atomic_write_bytes(
-            self.results_dir / "times" / f"{name}_time.txt", "".join(f"{t:.8f}\n" for t in times).encode()
-        )
-        # the result file last: its presence means complete
-        atomic_write_bytes(self.result_path(name), format_boxes(boxes).encode())
+        self.store = store
+        self.resumed = 0
+        self.ran = 0
 
     def on_test_epoch_end(self) -> None:
-        scores = {f"otb/{k}": v.float() for k, v in self.metric.compute().items()}
-        self.log_dict(scores, sync_dist=False)
-        if self.tracking_seconds > 0:
-            self.log("otb/fps", self.tracked_frames / self.tracking_seconds, sync_dist=True)
+        counts = torch.tensor([float(self.resumed), float(self.ran)], device=self.device)
+        counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        self.resumed, self.ran = int(counts[0]), int(counts[1])
 
 
-def tracker_name(tracker: Any) -> str:
-    name = getattr(tracker, "name", None)
-    return name if isinstance(name, str) and name != "tracker" else type(tracker).__name__
-
-
-def benchmark_otb(
-    model: Any,
-    root: str | os.PathLike,
-    out_dir: str | os.PathLike = "runs/benchmark/otb",
-    subset: str = "otb100",
-    convention: str = "otb",
-    allow_missing: bool = False,
-    names: list[str] | None = None,
-    batch_size: int = 1,
-    name: str | None = None,
-    dataset: str = "otb",
-    split: str = "test",
-    **trainer_kwargs: Any,
-) -> dict[str, Any] | None:
-    """Track ``subset`` of the OTB dataset at ``root`` and score it; returns ``{name: performance}``
-    on rank 0. Results go to ``out_dir/results/<name>/``, the report to ``out_dir/reports/<name>/``.
-
-    ``dataset="otb99lang"``: the ``split`` sequences of OTB99-lang at ``root``, each with its sentence, which
-    a language tracker gets at the start (``names`` is then the split's sequences)."""
+def run_test_loop(module: BenchmarkModule, datamodule: pl.LightningDataModule, **trainer_kwargs: Any) -> bool:
+    """Run ``module`` over ``datamodule``'s test set with the zoo's Trainer (DDP across ranks when there are
+    several devices); the store's identity is recorded first. Returns whether this is rank 0."""
     from zoo.trainer import build_trainer
 
-    tracker = as_tracker(model)
-    name = name or tracker_name(tracker)
-    out_dir = Path(out_dir)
-    results_dir = out_dir / "results" / name
-    module = TrackerBenchmark(tracker, results_dir, convention)
-    if dataset == "otb99lang":
-        datamodule = OTB99LangDataModule(str(root), split, subset, allow_missing, batch_size=batch_size)
-    elif dataset == "otb":
-        datamodule = OTBDataModule(str(root), subset, allow_missing, names, batch_size=batch_size)
-    else:
-        raise DatasetError(f"unknown tracking benchmark {dataset!r}; choose otb or otb99lang")
-    defaults = dict(
-        loggers="", enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(out_dir), logger=False
-    )
+    defaults = dict(loggers="", enable_checkpointing=False, enable_model_summary=False, logger=False,
+                    default_root_dir=str(module.store.folder))
     trainer = build_trainer(**{**defaults, **trainer_kwargs})
+    if trainer.is_global_zero:
+        module.store.open()
+    trainer.strategy.barrier()
     trainer.test(module, datamodule=datamodule, verbose=False)
     trainer.strategy.barrier()
-    if not trainer.is_global_zero:
-        return None
-    if dataset == "otb99lang":  # score the split's sequences, listed once by the test loop's setup
-        names = [info.name for info in datamodule.test_set.infos]
-        root = Path(root) / VIDEOS_DIR
-    performance = {
-        name: score_results(
-            results_dir, root=root, subset=subset, convention=convention, allow_missing=allow_missing, names=names
-        )
-    }
-    write_report(performance, out_dir / "reports" / name)
-    return performance
+    return trainer.is_global_zero

@@ -19,6 +19,7 @@ from zoo.errors import CheckpointError
 from zoo.hub import load_checkpoint_file
 from zoo.lang_tracker.crops import fit_square, frame_size
 from zoo.lang_tracker.labels import box_from_response
+from zoo.loading import apply_state_dict, checkpoint_state_dict
 from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import DynamicFilter, spatial_map
@@ -28,10 +29,10 @@ from zoo.registry import register_model
 VGG16_CONV_LAYERS = 31  # conv1_1 .. pool5: the first modules of vgg16_fcn, len(torchvision's vgg16().features)
 
 
-def vgg16_fcn(pretrained: bool = True) -> tuple[nn.Module, int]:
+def vgg16_fcn(pretrained: bool = False) -> tuple[nn.Module, int]:
     """VGG16 made fully convolutional as in the official code: conv1_1 .. pool5, then fc6 as a 7 x 7 convolution
-    (padding 3), fc7 and fc8 as 1 x 1 convolutions with ImageNet's classifier weights; fc8's 1000 channels at
-    stride 32 (16 x 16 at 512 x 512). Dropout is left out."""
+    (padding 3), fc7 and fc8 as 1 x 1 convolutions with the classifier's weights (ImageNet's if ``pretrained``);
+    fc8's 1000 channels at stride 32 (16 x 16 at 512 x 512). Dropout is left out."""
     vgg = torchvision.models.vgg16()
     if pretrained:
         vgg.load_state_dict(load_weights(torchvision.models.VGG16_Weights.IMAGENET1K_V1))
@@ -80,7 +81,7 @@ class LingualSpecification(ZooModule):
         self,
         vocab: list[str] | None = None,
         backbone: str = "vgg16",
-        pretrained_backbone: bool = True,
+        pretrained_backbone: bool = False,
         input_size: int = 512,
         keep_aspect: bool = True,
         width: int = 32,
@@ -133,17 +134,15 @@ class LingualSpecification(ZooModule):
     def _load_first_stage(self, path: str) -> None:
         """Weights (and, without one given, the vocabulary) of a first-stage checkpoint; only the upsampling
         may be new."""
-        from zoo.loading import _load_weights, _state_dict
-
         ckpt = load_checkpoint_file(path)
-        state = _state_dict(ckpt, path)
+        state = checkpoint_state_dict(ckpt, path)
         if self.text is None:
             words = (ckpt.get("hyper_parameters") or {}).get("vocab")
             if not words:
                 raise CheckpointError(f"{path}: no vocabulary in the checkpoint; pass vocab=[...]")
             self.hparams["vocab"] = list(words)
             self._build_text(list(words))
-        missing, unexpected = _load_weights(self, state, False, path)
+        missing, unexpected = apply_state_dict(self, state, False, path)
         wrong = [k for k in missing if not k.startswith("upsampler.")] + list(unexpected)
         if wrong:
             raise CheckpointError(f"{path}: weights do not fit this lingual network: {', '.join(wrong[:5])}")
@@ -363,7 +362,8 @@ TINY = dict(backbone="tiny", pretrained_backbone=False, input_size=128, width=32
 
 @register_model
 def lingual_vgg16(**kwargs: Any) -> LingualSpecification:
-    """The lingual specification network as in the paper: VGG16 at 512 x 512, LSTM of 1000 units."""
+    """The lingual specification network as in the paper: VGG16 at 512 x 512, LSTM of 1000 units;
+    ``pretrained_backbone=True`` starts from ImageNet weights as the paper (the default builds random weights)."""
     return LingualSpecification(**{**FAITHFUL, **kwargs})
 
 

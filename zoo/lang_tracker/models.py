@@ -8,6 +8,7 @@ The networks are trained on their own (``configs/lingual_*.yaml``, ``configs/vis
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from zoo.hub import atomic_write_bytes
+from zoo.hub import atomic_write_bytes, write_sha256_sidecar
 from zoo.lang_tracker import lingual as _lingual
 from zoo.lang_tracker import visual as _visual
 from zoo.lang_tracker.lingual import LingualSpecification
@@ -55,8 +56,8 @@ class LanguageTracking(ZooModule):
         """The model over trained networks (their weights copied; no ImageNet download)."""
         if model != "I" and visual is None:
             raise ValueError(f"Model {model} needs a visual specification network")
-        args = {**dict(lingual.hparams), "pretrained_backbone": False}
-        vargs = {**dict(visual.hparams), "pretrained_backbone": False} if visual is not None and model != "I" else None
+        args = LingualSpecification.rebuild_kwargs(dict(lingual.hparams))
+        vargs = None if visual is None or model == "I" else VisualSpecification.rebuild_kwargs(dict(visual.hparams))
         out = cls(model, lingual=args, visual=vargs, **kwargs)
         out.lingual.load_state_dict(lingual.state_dict())
         if out.visual is not None:
@@ -73,14 +74,25 @@ class LanguageTracking(ZooModule):
         net = zoo.load(checkpoint_path=visual) if visual is not None else None
         return cls.from_networks(model, zoo.load(checkpoint_path=lingual), net, **kwargs)
 
+    @classmethod
+    def rebuild_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Both networks' arguments made download-free (``ZooModule.rebuild_kwargs``)."""
+        out = dict(kwargs)
+        for key, net in (("lingual", LingualSpecification), ("visual", VisualSpecification)):
+            if isinstance(out.get(key), dict):
+                out[key] = net.rebuild_kwargs(out[key])
+        return out
+
     def save(self, path: str | os.PathLike) -> Path:
         """One checkpoint (weights, constructor arguments, class) that ``zoo.load(checkpoint_path=...)`` rebuilds;
-        written atomically."""
+        written atomically, with its sha256 beside it (``<path>.sha256``, checked on load)."""
         ckpt = {"state_dict": self.state_dict(), "hyper_parameters": dict(self.hparams)}
         self.on_save_checkpoint(ckpt)
         buffer = io.BytesIO()
         torch.save(ckpt, buffer)
-        atomic_write_bytes(Path(path), buffer.getvalue())
+        data = buffer.getvalue()
+        atomic_write_bytes(Path(path), data)
+        write_sha256_sidecar(path, hashlib.sha256(data).hexdigest())
         return Path(path)
 
     def tracker(self, **kwargs: Any) -> LingualTracker | VisualTracker:

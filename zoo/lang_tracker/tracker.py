@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.lang_tracker.crops import crop_region, crop_regions
-from zoo.tracking.base import BatchTracker
+from zoo.tracking.base import BatchTracker, BoxLike, ImageLike
 
 
 class LingualTracker(BatchTracker):
@@ -28,8 +28,8 @@ class LingualTracker(BatchTracker):
 
     def init_batch(
         self,
-        images: Sequence[np.ndarray],
-        boxes: Sequence[np.ndarray | None] | None = None,
+        images: Sequence[ImageLike],
+        boxes: Sequence[BoxLike | None] | None = None,
         sentences: Sequence[str] | None = None,
     ) -> list[np.ndarray]:
         if sentences is None or len(sentences) != len(images) or not all(isinstance(s, str) for s in sentences):
@@ -37,7 +37,7 @@ class LingualTracker(BatchTracker):
         self.sentences = list(sentences)
         return list(self.model.ground(list(images), self.sentences, self.amp))
 
-    def update_batch(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+    def update_batch(self, images: Sequence[ImageLike | None]) -> list[np.ndarray | None]:
         active = [k for k, image in enumerate(images) if image is not None]
         out: list[np.ndarray | None] = [None] * len(images)
         if active:
@@ -92,8 +92,8 @@ class VisualTracker(BatchTracker):
     @torch.no_grad()
     def init_batch(
         self,
-        images: Sequence[np.ndarray],
-        boxes: Sequence[np.ndarray | None] | None = None,
+        images: Sequence[ImageLike],
+        boxes: Sequence[BoxLike | None] | None = None,
         sentences: Sequence[str] | None = None,
     ) -> list[np.ndarray]:
         describe = self.lingual_weight > 0 and self.lingual.attention is not None
@@ -124,7 +124,7 @@ class VisualTracker(BatchTracker):
         return boxes
 
     @torch.no_grad()
-    def update_batch(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+    def update_batch(self, images: Sequence[ImageLike | None]) -> list[np.ndarray | None]:
         hp = self.model.hparams
         active = [k for k, image in enumerate(images) if image is not None]
         out: list[np.ndarray | None] = [None] * len(images)

@@ -34,7 +34,7 @@ from zoo.registry import register_model
 class VisualTrunk(nn.Module):
     """VGG16 to relu4_3 at stride 8 (pool4, pool5 removed); ``forward`` gives (pool3, relu4_3)."""
 
-    def __init__(self, pretrained: bool = True, freeze_conv12: bool = True) -> None:
+    def __init__(self, pretrained: bool = False, freeze_conv12: bool = True) -> None:
         super().__init__()
         vgg = torchvision.models.vgg16()
         if pretrained:
@@ -78,7 +78,7 @@ class VisualSpecification(ZooModule):
     def __init__(
         self,
         backbone: str = "vgg16",
-        pretrained_backbone: bool = True,
+        pretrained_backbone: bool = False,
         width: int = 32,
         exemplar_size: int = 264,
         search_size: int = 352,
@@ -189,7 +189,8 @@ TINY = dict(backbone="tiny", pretrained_backbone=False, exemplar_size=96, search
 
 @register_model
 def visual_vgg16(**kwargs: Any) -> VisualSpecification:
-    """The visual specification network as in the paper: VGG16 to relu4_3, 264 / 352 crops, 11 x 11 filter."""
+    """The visual specification network as in the paper: VGG16 to relu4_3, 264 / 352 crops, 11 x 11 filter;
+    ``pretrained_backbone=True`` starts from ImageNet weights as the paper (the default builds random weights)."""
     return VisualSpecification(**{**FAITHFUL, **kwargs})
 
 

@@ -42,7 +42,7 @@ def load_weights(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         raise DownloadError(f"could not download {weights.url} ({reason}); {hint}") from None
 
 
-def resnet(name: str = "resnet18", pretrained: bool = True) -> nn.Module:
+def resnet(name: str = "resnet18", pretrained: bool = False) -> nn.Module:
     """A torchvision ResNet without its classifier (``fc`` is Identity); ImageNet weights if ``pretrained``."""
     builder = getattr(torchvision.models, name)
     model = builder(weights=None)

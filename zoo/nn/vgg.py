@@ -17,7 +17,7 @@ class StrideFourVGG16(nn.Module):
 
     out_channels = (512, 512)
 
-    def __init__(self, pretrained: bool = True) -> None:
+    def __init__(self, pretrained: bool = False) -> None:
         super().__init__()
         vgg = torchvision.models.vgg16()
         if pretrained:

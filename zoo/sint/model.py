@@ -36,7 +36,7 @@ class SINT(ZooModule):
     def __init__(
         self,
         backbone: str = "vgg16",
-        pretrained_backbone: bool = True,
+        pretrained_backbone: bool = False,
         input_size: int = 512,
         roi_mode: str = "pool",
         width: int = 32,
@@ -144,7 +144,8 @@ class SINT(ZooModule):
 
 @register_model
 def sint_vgg16(**kwargs: Any) -> SINT:
-    """SINT as in the paper: stride-4 VGG16 from ImageNet, 512 x 512 frames, RoI max pooling 7 x 7."""
+    """SINT as in the paper: stride-4 VGG16, 512 x 512 frames, RoI max pooling 7 x 7; ``pretrained_backbone=True``
+    starts from ImageNet weights as the paper (downloaded; the default builds random weights)."""
     return SINT(**{"backbone": "vgg16", "input_size": 512, **kwargs})
 
 

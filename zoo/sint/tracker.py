@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from zoo.sint.regression import RidgeRegressor, apply_targets, rcnn_targets
 from zoo.sint.sampling import box_iou, candidate_boxes, polar_boxes
-from zoo.tracking.base import BatchTracker
+from zoo.tracking.base import BatchTracker, BoxLike, ImageLike
 
 
 @dataclass
@@ -97,11 +97,11 @@ class SINTTracker(BatchTracker):
         self._states: list[_State] = []
 
     @torch.no_grad()
-    def init_batch(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> None:
+    def init_batch(self, images: Sequence[ImageLike], boxes: Sequence[BoxLike]) -> None:
+        """The first frames and boxes (checked and converted by ``Tracker``: RGB uint8 arrays, float64 boxes)."""
+        if boxes is None or any(b is None for b in boxes):
+            raise ValueError(f"{self.name} needs a first-frame box for every sequence")
         boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
-        for b in boxes:
-            if not (np.isfinite(b).all() and b[2] > 0 and b[3] > 0):
-                raise ValueError(f"SINT needs an initial box of positive size, got {b.tolist()}")
         x, factors = self.model.prepare(list(images))
         feats = self._trunk(x)
         rois = torch.cat([to_rois(b[None], i, *f) for i, (b, f) in enumerate(zip(boxes, factors))]).to(x.device)
@@ -152,7 +152,7 @@ class SINTTracker(BatchTracker):
                                self.angles, self.scales)
 
     @torch.no_grad()
-    def update_batch(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray | None]:
+    def update_batch(self, images: Sequence[ImageLike | None]) -> list[np.ndarray | None]:
         active = [i for i, im in enumerate(images) if im is not None]
         out: list[np.ndarray | None] = [None] * len(images)
         if not active:

@@ -1,0 +1,191 @@
+"""Running a tracker over OTB or OTB99-lang in Lightning's test loop (``zoo.benchmark.runner``).
+
+Each sequence's result file (``<Seq>.txt``, ``x,y,w,h`` per frame) and its timing file
+(``times/<Seq>_time.txt``) are written atomically as the sequence finishes, in a folder keyed by the run's
+identity (``run.json``: the weights, the tracker's settings, the dataset and the convention); a rerun of the
+same identity skips the sequences already written, so an interrupted benchmark resumes, and a rerun of
+another identity into the same folder is refused. Under DDP the sequences are split across ranks.
+``batch_size`` sequences advance in lockstep through ``Tracker.update_batch`` (one forward pass per step for
+all of them). Speed is total frames over total tracking time: image decoding is excluded and CUDA is
+synchronised before each clock read.
+
+A tracker of your own runs the same way: subclass ``zoo.tracking.base.Tracker`` (``init(image, box)``,
+``update(image) -> box``) and call ``benchmark_otb(MyTracker(), root, out_dir)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from datamodules.otb import OTBDataModule, format_boxes, read_boxes
+from datamodules.otb99lang import VIDEOS_DIR, OTB99LangDataModule
+from datamodules.video import read_rgb
+from zoo.benchmark.otb import report_dir, score_results, write_report
+from zoo.benchmark.runner import BenchmarkModule, ResultStore, identity_key, run_identity, run_test_loop
+from zoo.errors import DatasetError
+from zoo.metrics.otb import OTBMetrics, get_convention
+from zoo.tracking.base import Tracker, as_tracker
+
+log = logging.getLogger(__name__)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+class TrackerBenchmark(BenchmarkModule):
+    """Wraps a Tracker for ``trainer.test``: tracks each batch of sequences and writes their results."""
+
+    def __init__(self, tracker: Tracker, store: ResultStore, convention: str = "otb") -> None:
+        super().__init__(store)
+        self.tracker = tracker
+        self.results_dir = store.folder
+        self.convention = get_convention(convention)
+        self.metric = OTBMetrics(self.convention.name)
+        self.tracked_frames = 0
+        self.tracking_seconds = 0.0
+
+    def _omit(self, seq: dict[str, Any]) -> int:
+        return int(seq["init_omit"]) if self.convention.init_omit else 0
+
+    def result_path(self, name: str) -> Path:
+        return self.results_dir / f"{name}.txt"
+
+    def completed_boxes(self, seq: dict[str, Any]) -> np.ndarray | None:
+        """The boxes of a complete result file of ``seq`` (an earlier run's), else None."""
+        path = self.result_path(seq["name"])
+        if not path.is_file():
+            return None
+        boxes = read_boxes(path)
+        return boxes if len(boxes) == len(seq["frames"]) - self._omit(seq) else None
+
+    def test_step(self, batch: list[dict[str, Any]], batch_idx: int) -> None:
+        done = {seq["name"]: self.completed_boxes(seq) for seq in batch}
+        todo = [seq for seq in batch if done[seq["name"]] is None]
+        self.resumed += len(batch) - len(todo)
+        self.ran += len(todo)
+        if todo:
+            done.update(self._track(todo))
+        for seq in batch:
+            boxes = torch.from_numpy(done[seq["name"]])
+            self.metric.update(boxes, seq["boxes"], init_omit=int(seq["init_omit"]))
+
+    def _track(self, seqs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Track ``seqs`` in lockstep, write their files, return their boxes by name."""
+        omits = [self._omit(s) for s in seqs]
+        frames = [s["frames"][o:] for s, o in zip(seqs, omits)]
+        first = [s["boxes"][o].numpy().astype(np.float64) for s, o in zip(seqs, omits)]
+        images = [read_rgb(f[0]) for f in frames]
+        language = getattr(self.tracker, "needs_sentence", False)
+        if language and any("sentence" not in s for s in seqs):
+            raise DatasetError(f"{self.tracker.name} tracks from a sentence: benchmark it on OTB99-lang")
+        _sync()
+        t0 = time.perf_counter()
+        if language:
+            initial = self.tracker.init_batch(images, first, sentences=[s["sentence"] for s in seqs])
+        else:
+            initial = self.tracker.init_batch(images, first)
+        _sync()
+        dt = (time.perf_counter() - t0) / len(seqs)
+        boxes = [[b] for b in (first if initial is None else initial)]
+        times = [[dt] for _ in seqs]
+        for t in range(1, max(len(f) for f in frames)):
+            images = [read_rgb(f[t]) if t < len(f) else None for f in frames]
+            active = sum(im is not None for im in images)
+            _sync()
+            t0 = time.perf_counter()
+            out = self.tracker.update_batch(images)
+            _sync()
+            dt = (time.perf_counter() - t0) / active
+            for k, box in enumerate(out):
+                if images[k] is not None:
+                    boxes[k].append(np.asarray(box, dtype=np.float64))
+                    times[k].append(dt)
+        results = {}
+        for seq, b, tm in zip(seqs, boxes, times):
+            results[seq["name"]] = np.stack(b)
+            self._write(seq["name"], results[seq["name"]], np.asarray(tm))
+            self.tracked_frames += len(b)
+            self.tracking_seconds += float(np.sum(tm))
+        return results
+
+    def _write(self, name: str, boxes: np.ndarray, times: np.ndarray) -> None:
+        self.store.write(name, "".join(f"{t:.8f}\n" for t in times).encode(), suffix="_time.txt", sub="times")
+        # the result file last: its presence means complete
+        self.store.write(name, format_boxes(boxes).encode())
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        scores = {f"otb/{k}": v.float() for k, v in self.metric.compute().items()}
+        self.log_dict(scores, sync_dist=False)
+        if self.tracking_seconds > 0:
+            self.log("otb/fps", self.tracked_frames / self.tracking_seconds, sync_dist=True)
+
+
+def tracker_name(tracker: Any) -> str:
+    name = getattr(tracker, "name", None)
+    return name if isinstance(name, str) and name != "tracker" else type(tracker).__name__
+
+
+def benchmark_otb(
+    model: Any,
+    root: str | os.PathLike,
+    out_dir: str | os.PathLike = "runs/benchmark/otb",
+    subset: str = "otb100",
+    convention: str = "otb",
+    allow_missing: bool = False,
+    names: list[str] | None = None,
+    batch_size: int = 1,
+    name: str | None = None,
+    dataset: str = "otb",
+    split: str = "test",
+    source: dict[str, Any] | None = None,
+    **trainer_kwargs: Any,
+) -> dict[str, Any] | None:
+    """Track ``subset`` of the OTB dataset at ``root`` and score it; returns ``{name: performance}``
+    on rank 0. Results go to ``out_dir/results/<name>/``, the report to ``out_dir/reports/<name>/<subset>/``.
+
+    ``model`` is a zoo model or any ``Tracker``. The results folder is keyed by the run's identity (``source``,
+    the weights' sha256, the tracker's settings, the data and the convention): a rerun resumes only what the same
+    identity wrote, and another identity is refused (``RunClashError``). ``dataset="otb99lang"``: the ``split``
+    sequences of OTB99-lang at ``root``, each with its sentence, which a language tracker gets at the start."""
+    tracker = as_tracker(model)
+    name = name or tracker_name(tracker)
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"--name must be a folder name, not {name!r}")
+    out_dir = Path(out_dir)
+    if dataset == "otb99lang":
+        datamodule = OTB99LangDataModule(str(root), split, subset, allow_missing, batch_size=batch_size, names=names)
+    elif dataset == "otb":
+        datamodule = OTBDataModule(str(root), subset, allow_missing, names, batch_size=batch_size)
+    else:
+        raise DatasetError(f"unknown tracking benchmark {dataset!r}; choose otb or otb99lang")
+    datamodule.setup("test")
+    datamodule.test_set.ground_truth()  # a missing or malformed dataset is an error before anything is written
+    protocol = {"dataset": dataset, "root": str(Path(root).resolve()), "convention": get_convention(convention).name,
+                "frames": "folders" if subset == "folders" else "otb-table"}
+    if dataset == "otb99lang":
+        protocol["split"] = split
+    identity = run_identity(tracker, source=source or {}, **protocol)
+    store = ResultStore(out_dir / "results" / name, identity)
+    store.check()
+    module = TrackerBenchmark(tracker, store, convention)
+    is_zero = run_test_loop(module, datamodule, **trainer_kwargs)
+    if not is_zero:
+        return None
+    infos = datamodule.test_set.infos  # score exactly the sequences that ran
+    score_root = Path(root) / VIDEOS_DIR if dataset == "otb99lang" else root
+    performance = score_results(store.folder, root=score_root, subset=subset, convention=convention,
+                                allow_missing=allow_missing, names=[info.name for info in infos])
+    performance["meta"].update(run_identity=identity_key(identity), resumed_sequences=module.resumed,
+                               tracked_sequences=module.ran, dataset=dataset)
+    write_report({name: performance}, report_dir(out_dir, [name], performance["meta"]))
+    return {name: performance}
