@@ -211,9 +211,22 @@ def test_o3n_answers_well_above_chance(pretrained_o3n):
     assert accuracy >= 1 / 3  # twice chance with 6 elements
 
 
+class _VideoAccuracy(pl.Callback):
+    """``val/video_acc`` after every epoch of a fit."""
+
+    def __init__(self) -> None:
+        self.per_epoch: list[float] = []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.per_epoch.append(float(trainer.callback_metrics["val/video_acc"]))
+
+
 def test_finetuning_from_o3n_beats_random_initialisation(pretrained_o3n, synth_ucf101):
+    """Accuracy after fine-tuning, as the mean of the last 10 of 20 epochs: on 42 held-out videos one epoch's
+    accuracy moves by a few videos from epoch to epoch."""
     ckpt, _ = pretrained_o3n
-    scores = {}
+    scores, final = {}, {}
     for name, init in (("o3n", str(ckpt)), ("random", None)):
         pl.seed_everything(0)
         model = O3NClassifier(num_classes=7, pretrained=init, optimizer="adam", lr=3e-3, weight_decay=0.0, **BRANCH)
@@ -221,12 +234,14 @@ def test_finetuning_from_o3n_beats_random_initialisation(pretrained_o3n, synth_u
             str(synth_ucf101), frames=6, strategy="random", train_fraction=0.5, test_clips=5, size=(64, 80),
             batch_size=8, num_workers=2,
         )
+        record = _VideoAccuracy()
         trainer = build_trainer(max_epochs=20, loggers="", logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False)
+                                enable_progress_bar=False, callbacks=[record])
         trainer.fit(model, dm)
-        scores[name] = float(trainer.callback_metrics["val/video_acc"])
-        assert "val/clip_acc" in trainer.callback_metrics
-    print(f"video-level accuracy after fine-tuning: {scores}")
+        assert "val/clip_acc" in trainer.callback_metrics and len(record.per_epoch) == 20
+        scores[name] = float(np.mean(record.per_epoch[-10:]))
+        final[name] = record.per_epoch[-1]
+    print(f"video-level accuracy after fine-tuning, mean of the last 10 epochs: {scores}; last epoch: {final}")
     assert scores["o3n"] > scores["random"], scores
 
 
