@@ -33,6 +33,8 @@ class HashedCheckpoint(ModelCheckpoint):
     """
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        if trainer.is_global_zero and _is_local(filepath):  # a kill between the two writes leaves no stale hash
+            sidecar_path(_local(filepath)).unlink(missing_ok=True)
         super()._save_checkpoint(trainer, filepath)
         if not (trainer.is_global_zero and _is_local(filepath)):
             return

@@ -12,7 +12,8 @@ from datamodules.base import sample_seed, seed_everything_from
 
 
 class StepSeed(pl.Callback):
-    """Before each training batch, seed Python, NumPy and torch from ``(seed, global_step, rank)``; ``seed`` is
+    """Before each training batch, seed Python, NumPy and torch from ``(seed, batch, rank)`` (``batch``: training
+    batches so far, so the micro-batches of an accumulated step differ); ``seed`` is
     ``seed_everything``'s (``PL_GLOBAL_SEED``), else 0. Lightning does not save the generators' states in a
     checkpoint, so without this a resumed run's dropout masks differ from an uninterrupted run's."""
 
@@ -22,4 +23,5 @@ class StepSeed(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        seed_everything_from(sample_seed(seed, trainer.global_step, trainer.global_rank))
+        batches = trainer.fit_loop.epoch_loop.batch_progress.total.ready
+        seed_everything_from(sample_seed(seed, int(batches), trainer.global_rank))

@@ -93,10 +93,12 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        seed_everything_from(seed)
-        return self.dataset[index]
+    def __getitem__(self, key: tuple[int, int] | int) -> Any:
+        if isinstance(key, tuple):  # Lightning swaps in a plain sampler for overfit_batches
+            index, seed = key
+            seed_everything_from(seed)
+            key = index
+        return self.dataset[key]
 
 
 class ResumableLoader(DataLoader):
@@ -106,15 +108,29 @@ class ResumableLoader(DataLoader):
     def __init__(self, *args: Any, datamodule: pl.LightningDataModule, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.datamodule = datamodule
+        self._loaded = False
+
+    def __iter__(self) -> Any:
+        trainer = self.datamodule.trainer
+        if not self._loaded and trainer is not None and isinstance(self.sampler, SeededSampler):
+            # a run resumed from an epoch's end makes its iterator before Lightning sets the sampler's epoch
+            self.sampler.set_epoch(int(trainer.fit_loop.epoch_progress.current.processed))
+        self._loaded = False
+        return super().__iter__()
 
     def state_dict(self) -> dict[str, int]:
         trainer = self.datamodule.trainer
+        epoch = int(getattr(self.sampler, "epoch", 0))
         done = trainer.fit_loop.epoch_loop.batch_progress.current.ready if trainer is not None else 0
-        return {"epoch": int(self.sampler.epoch), "batches": int(done)}
+        if trainer is not None and done >= trainer.num_training_batches:  # saved on an epoch's last batch
+            epoch, done = epoch + 1, 0
+        return {"epoch": epoch, "batches": int(done)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.set_epoch(int(state["epoch"]))
-        self.sampler.skip = int(state["batches"]) * int(self.batch_size)
+        if isinstance(self.sampler, SeededSampler):
+            self.sampler.set_epoch(int(state["epoch"]))
+            self.sampler.skip = int(state["batches"]) * int(self.batch_size)
+            self._loaded = True
 
 
 class ZooDataModule(pl.LightningDataModule):

@@ -407,12 +407,20 @@ class OTBDataModule(ZooDataModule):
         self.test_set = OTBSequences(self.root, self.subset, self.allow_missing, self.names)
 
     def test_dataloader(self):  # noqa: ANN201
+        """Under DDP each sequence goes to one rank only (no padding by repeated sequences)."""
+        from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
         from torch.utils.data import DataLoader
 
+        trainer = self.trainer
+        sampler = None
+        if trainer is not None and trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(self.test_set, num_replicas=trainer.world_size,
+                                                   rank=trainer.global_rank, shuffle=False)
         return DataLoader(
             self.test_set,
             batch_size=self.batch_size,
             shuffle=False,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_sequences,
         )

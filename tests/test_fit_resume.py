@@ -62,3 +62,29 @@ def test_killed_fit_resumes_bit_for_bit(synth_ucf101, tmp_path):
     assert final["global_step"] == reference["global_step"]
     for name, value in reference["state_dict"].items():
         assert torch.equal(final["state_dict"][name], value), f"{name} differs after resuming at step {killed_at}"
+
+
+def test_fit_resumed_from_an_epoch_end_with_workers_is_exact(synth_ucf101, tmp_path):
+    """Resumed from the checkpoint of an epoch's end, the loader's workers draw the next epoch, not the first."""
+    import pytorch_lightning as pl
+
+    import zoo
+    from datamodules.ucf101 import UCF101DataModule
+    from zoo.trainer import build_trainer
+
+    def fit(root: Path, epochs: int, ckpt: Path | None = None) -> torch.nn.Module:
+        pl.seed_everything(0)
+        model = zoo.create_model("clip_tiny", width=8, dropout=0.5)
+        dm = UCF101DataModule(root=str(synth_ucf101), clip_len=8, stride=2, size=(32, 40), batch_size=8,
+                              num_workers=2, seed=3)
+        trainer = build_trainer(max_epochs=epochs, default_root_dir=str(root), loggers="", run_name="r",
+                                limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False,
+                                save_every_n_steps=0)
+        trainer.fit(model, dm, ckpt_path=ckpt)
+        return model
+
+    reference = fit(tmp_path / "a", 3)
+    fit(tmp_path / "b", 1)
+    resumed = fit(tmp_path / "c", 3, ckpt=tmp_path / "b" / "r" / "version_0" / "checkpoints" / "last.ckpt")
+    for (name, p), q in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), name

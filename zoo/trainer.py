@@ -55,7 +55,7 @@ class ResumingCSVLogger(CSVLogger):
 
     @property
     def experiment(self) -> Any:
-        if self._experiment is not None or self.resume_step is None:
+        if self._experiment is not None or self.resume_step is None or pl.utilities.rank_zero_only.rank != 0:
             return super().experiment
         import csv
 
@@ -99,9 +99,11 @@ def default_callbacks(existing: Sequence[Callback], with_logger: bool, checkpoin
     if not any(isinstance(c, StepSeed) for c in existing):
         added.append(StepSeed())
     if checkpointing and not any(isinstance(c, ModelCheckpoint) for c in existing):
-        added.append(checkpoint_callback(save_last=True))
+        # both keep the one last.ckpt (no last-v1.ckpt): the newest state, at an epoch's end or every N steps
+        added.append(checkpoint_callback(save_last=True, enable_version_counter=False))
         if save_every_n_steps:
-            added.append(checkpoint_callback(save_last=True, save_top_k=0, every_n_train_steps=save_every_n_steps))
+            added.append(checkpoint_callback(save_last=True, save_top_k=0, every_n_train_steps=save_every_n_steps,
+                                             enable_version_counter=False))
     if with_logger and not any(isinstance(c, LearningRateMonitor) for c in existing):
         added.append(LearningRateMonitor(logging_interval="step"))
     if with_logger and not any(isinstance(c, ThroughputMonitor) for c in existing):

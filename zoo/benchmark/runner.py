@@ -44,7 +44,7 @@ def weights_sha256(modules: Iterable[torch.nn.Module]) -> str:
 
 def _plain(value: Any) -> Any:
     """``value`` as JSON if it is a setting (numbers, strings, tuples, small arrays), else ``None``."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, tuple) and all(isinstance(v, (bool, int, float, str)) for v in value):
         return list(value)
@@ -53,22 +53,33 @@ def _plain(value: Any) -> Any:
     return None
 
 
+def _json(value: Any) -> Any:
+    """A hyperparameter as JSON: plain values, lists, tuples and mappings of them; anything else by its type."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    return f"<{type(value).__name__}>"
+
+
 def settings_of(obj: Any) -> dict[str, Any]:
-    """The public settings of an object (its plain attributes) and the sha256 of every module it holds."""
+    """The settings of an object: its plain public attributes that are set (``None`` and tracking state such as
+    tensors and lists are left out, so a tracker's identity does not change once it has run), the sha256 of
+    every module it holds (public or not), and a module's hyperparameters."""
     out: dict[str, Any] = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
     modules = {}
     for key, value in sorted(vars(obj).items()):
-        if key.startswith("_"):
-            continue
         if isinstance(value, torch.nn.Module):
             modules[key] = value
-        elif (plain := _plain(value)) is not None or value is None:
+        elif not key.startswith("_") and (plain := _plain(value)) is not None:
             out[key] = plain
     if isinstance(obj, torch.nn.Module):
         out["weights_sha256"] = weights_sha256([obj])
         hp = getattr(obj, "hparams", None)
         if hp:
-            out["hparams"] = {k: _plain(v) for k, v in sorted(dict(hp).items()) if not k.startswith("_")}
+            out["hparams"] = {k: _json(v) for k, v in sorted(dict(hp).items()) if not k.startswith("_")}
     for key, module in modules.items():
         out[key] = settings_of(module)
     return out
@@ -110,6 +121,8 @@ class ResultStore:
         """Raise RunClashError when the folder holds another run's results; return how many it holds."""
         marker = self.folder / IDENTITY_FILE
         existing = sorted(self.folder.glob(f"*{self.suffix}")) if self.folder.is_dir() else []
+        if marker.is_file() and not existing:
+            return 0  # a run that wrote nothing (it failed before its first result): start afresh
         if marker.is_file():
             try:
                 theirs = json.loads(marker.read_text(encoding="utf-8"))
@@ -129,9 +142,9 @@ class ResultStore:
 
     def open(self) -> None:
         """Check, then record the identity (rank 0 only, before any result is written)."""
-        self.check()
+        written = self.check()
         marker = self.folder / IDENTITY_FILE
-        if not marker.is_file():
+        if not written:
             atomic_write_bytes(marker, json.dumps(self.identity, indent=1, sort_keys=True).encode())
 
     def path(self, video: str, suffix: str | None = None, sub: str | None = None) -> Path:
@@ -154,11 +167,16 @@ class BenchmarkModule(pl.LightningModule):
         self.store = store
         self.resumed = 0
         self.ran = 0
+        self.frames = 0
+        self.seconds = 0.0
 
     def on_test_epoch_end(self) -> None:
-        counts = torch.tensor([float(self.resumed), float(self.ran)], device=self.device)
+        """Counts summed over ranks (every rank takes part, whatever its share was)."""
+        counts = torch.tensor([float(self.resumed), float(self.ran), float(self.frames), self.seconds],
+                              dtype=torch.float64, device=self.device)
         counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
-        self.resumed, self.ran = int(counts[0]), int(counts[1])
+        self.resumed, self.ran, self.frames, self.seconds = int(counts[0]), int(counts[1]), int(counts[2]), float(
+            counts[3])
 
 
 def run_test_loop(module: BenchmarkModule, datamodule: pl.LightningDataModule, **trainer_kwargs: Any) -> bool:

@@ -50,8 +50,6 @@ class TrackerBenchmark(BenchmarkModule):
         self.results_dir = store.folder
         self.convention = get_convention(convention)
         self.metric = OTBMetrics(self.convention.name)
-        self.tracked_frames = 0
-        self.tracking_seconds = 0.0
 
     def _omit(self, seq: dict[str, Any]) -> int:
         return int(seq["init_omit"]) if self.convention.init_omit else 0
@@ -113,8 +111,8 @@ class TrackerBenchmark(BenchmarkModule):
         for seq, b, tm in zip(seqs, boxes, times):
             results[seq["name"]] = np.stack(b)
             self._write(seq["name"], results[seq["name"]], np.asarray(tm))
-            self.tracked_frames += len(b)
-            self.tracking_seconds += float(np.sum(tm))
+            self.frames += len(b)
+            self.seconds += float(np.sum(tm))
         return results
 
     def _write(self, name: str, boxes: np.ndarray, times: np.ndarray) -> None:
@@ -126,8 +124,8 @@ class TrackerBenchmark(BenchmarkModule):
         super().on_test_epoch_end()
         scores = {f"otb/{k}": v.float() for k, v in self.metric.compute().items()}
         self.log_dict(scores, sync_dist=False)
-        if self.tracking_seconds > 0:
-            self.log("otb/fps", self.tracked_frames / self.tracking_seconds, sync_dist=True)
+        if self.seconds > 0:  # frames and seconds already summed over ranks
+            self.log("otb/fps", self.frames / self.seconds, sync_dist=False)
 
 
 def tracker_name(tracker: Any) -> str:
