@@ -404,6 +404,8 @@ class OTBDataModule(ZooDataModule):
         self.root, self.subset, self.allow_missing, self.names = root, subset, allow_missing, names
 
     def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "test_set", None) is not None:  # listed and checked once
+            return
         self.test_set = OTBSequences(self.root, self.subset, self.allow_missing, self.names)
 
     def test_dataloader(self):  # noqa: ANN201

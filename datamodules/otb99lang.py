@@ -90,6 +90,8 @@ class OTB99LangDataModule(OTBDataModule):
         self.split = split
 
     def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "test_set", None) is not None:  # listed and checked once
+            return
         self.test_set = OTB99LangSequences(self.root, self.split, self.allow_missing, self.subset, self.names)
 
 

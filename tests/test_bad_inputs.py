@@ -44,6 +44,10 @@ def data(tmp_path_factory) -> dict[str, Path]:
     for seq in ("Synth0000", "Synth0001"):
         (results / f"{seq}.txt").write_text((otb / seq / "groundtruth_rect.txt").read_text())
         (results / "times" / f"{seq}_time.txt").write_text("abc\n" * 6)
+    clash = base / "clash" / "results" / "identity_tracker"
+    clash.mkdir(parents=True)
+    (clash / "run.json").write_text('{"model": {\n  "class": oops\n}')
+    (clash / "Synth0000.txt").write_text("1,1,5,5\n" * 6)
     random_bytes = base / "random.ckpt"
     random_bytes.write_bytes(os.urandom(4096))
     text_ckpt = base / "text.ckpt"
@@ -66,7 +70,8 @@ def data(tmp_path_factory) -> dict[str, Path]:
         (folder / "clip_tiny.bad.yaml").write_text("".join(lines) + text)
         index[key] = folder
     return {"otb": otb, "lang": lang, "ucf": ucf, "nan_otb": nan_otb, "bytes_otb": bad_bytes_otb,
-            "bad_ucf": bad_ucf, "results": results, "random": random_bytes, "text": text_ckpt,
+            "bad_ucf": bad_ucf, "results": results, "clash": clash.parent.parent, "random": random_bytes,
+            "text": text_ckpt,
             "unknown_kw": unknown_kw, **{f"index_{k}": v for k, v in index.items()}}
 
 
@@ -96,6 +101,8 @@ CASES = [
      "Synth0000/groundtruth_rect.txt:1", {}),
     ("non-utf8 ground truth", _bench("--model", "identity_tracker", "--root", "{bytes_otb}"),
      "Synth0000/groundtruth_rect.txt:1", {}),
+    ("corrupt run.json", ["benchmark", "otb", "--model", "identity_tracker", "--root", "{otb}", "--subset", "folders",
+                          "--out", "{clash}"], "identity_tracker/run.json:2", {}),
     ("times file abc", ["benchmark", "otb", "--results", "{results}", "--root", "{otb}", "--subset", "folders",
                         "--out", "{out}"], "Synth0000_time.txt:1", {}),
     ("random bytes checkpoint", _bench("--checkpoint", "{random}", "--root", "{otb}"), "random.ckpt: not a readable "
@@ -121,6 +128,8 @@ CASES = [
     ("fit non-utf8 list", _fit(DEMO, "--data.init_args.root={bad_ucf}"), "classInd.txt:1", {}),
     ("fit no training batches", _fit(DEMO, "--data.init_args.root={ucf}", "--data.init_args.batch_size=1000"),
      "no training batches", {}),
+    ("fit negative save interval", _fit(DEMO, "--data.init_args.root={ucf}", "--save_every_n_steps=-1"),
+     "--save_every_n_steps", {}),
     ("list no match", ["list", "nosuchmodel"], "nosuchmodel", {}),
 ]
 

@@ -92,7 +92,10 @@ def run_lightning(args: Sequence[str] | None) -> Any:
         def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
             sub = self.config[self.subcommand] if self.subcommand else self.config
             run_name = sub.get("run_name") or type(self.model).__name__.lower()
-            extra: dict[str, Any] = {"save_every_n_steps": sub.get("save_every_n_steps", 100)}
+            every = sub.get("save_every_n_steps", 100)
+            if every < 0:
+                raise UsageError(f"--save_every_n_steps must be 0 (epoch ends only) or more, not {every}")
+            extra: dict[str, Any] = {"save_every_n_steps": every}
             if self.resume is not None:  # a fit resumed from a run folder's checkpoint writes into that folder
                 config = {**config, "default_root_dir": self.resume["root"]}
                 run_name = self.resume["run_name"]

@@ -30,6 +30,7 @@ from datamodules.otb import (
     sequences,
     short_list,
 )
+from zoo.benchmark.runner import IDENTITY_FILE, identity_key, read_identity
 from zoo.errors import DatasetError
 from zoo.hub import atomic_write_bytes
 from zoo.metrics.otb import (
@@ -167,6 +168,9 @@ def score_results(
         "zoo_version": __version__,
         "results_dir": str(results_dir),
     }
+    marker = results_dir / IDENTITY_FILE
+    if marker.is_file():  # a zoo run: the report says which (``zoo.benchmark.runner``)
+        meta["run_identity"] = identity_key(read_identity(marker))
     return {"overall": overall, "seq_wise": seq_wise, "attribute_wise": attribute_wise, "meta": meta}
 
 

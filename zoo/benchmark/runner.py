@@ -109,6 +109,21 @@ def _short(value: Any) -> Any:
     return value[:12] + "..." if isinstance(value, str) and len(value) == 64 else value
 
 
+def read_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """A ``run.json``; a malformed one is a RunClashError naming ``file:line``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise RunClashError(f"{path}:{line}: not a run identity file (not UTF-8)") from None
+    except json.JSONDecodeError as e:
+        raise RunClashError(f"{path}:{e.lineno}: not a run identity file (corrupt JSON: {e.msg})") from None
+    if not isinstance(data, dict):
+        raise RunClashError(f"{path}:1: not a run identity file (not a JSON object)")
+    return data
+
+
 class ResultStore:
     """One run's result folder: ``run.json`` plus one file per video (``<video><suffix>``), written atomically."""
 
@@ -124,10 +139,7 @@ class ResultStore:
         if marker.is_file() and not existing:
             return 0  # a run that wrote nothing (it failed before its first result): start afresh
         if marker.is_file():
-            try:
-                theirs = json.loads(marker.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                raise RunClashError(f"{marker}: not a run identity file (corrupt JSON)") from None
+            theirs = read_identity(marker)
             if theirs != self.identity:
                 raise RunClashError(
                     f"{self.folder}: holds the results of another run ({_first_difference(theirs, self.identity)}); "

@@ -28,7 +28,7 @@ from datamodules.otb import OTBDataModule, format_boxes, read_boxes
 from datamodules.otb99lang import VIDEOS_DIR, OTB99LangDataModule
 from datamodules.video import read_rgb
 from zoo.benchmark.otb import report_dir, score_results, write_report
-from zoo.benchmark.runner import BenchmarkModule, ResultStore, identity_key, run_identity, run_test_loop
+from zoo.benchmark.runner import BenchmarkModule, ResultStore, run_identity, run_test_loop
 from zoo.errors import DatasetError
 from zoo.metrics.otb import OTBMetrics, get_convention
 from zoo.tracking.base import Tracker, as_tracker
@@ -183,7 +183,7 @@ def benchmark_otb(
     score_root = Path(root) / VIDEOS_DIR if dataset == "otb99lang" else root
     performance = score_results(store.folder, root=score_root, subset=subset, convention=convention,
                                 allow_missing=allow_missing, names=[info.name for info in infos])
-    performance["meta"].update(run_identity=identity_key(identity), resumed_sequences=module.resumed,
+    performance["meta"].update(resumed_sequences=module.resumed,
                                tracked_sequences=module.ran, dataset=dataset)
     write_report({name: performance}, report_dir(out_dir, [name], performance["meta"]))
     return {name: performance}

@@ -113,51 +113,42 @@ def _swap(args: tuple, kwargs: dict, index: int, key: str, convert: Callable[[An
     return args, kwargs
 
 
-def _converting_init(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def init(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _swap(args, kwargs, 0, "image", as_rgb)
-        args, kwargs = _swap(args, kwargs, 1, "box", lambda b: None if b is None else as_box(b))
-        return fn(self, *args, **kwargs)
-
-    return init
+def _init_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    args, kwargs = _swap(args, kwargs, 0, "image", as_rgb)
+    return _swap(args, kwargs, 1, "box", lambda b: None if b is None else as_box(b))
 
 
-def _converting_update(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def update(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _swap(args, kwargs, 0, "image", as_rgb)
-        return fn(self, *args, **kwargs)
-
-    return update
+def _update_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return _swap(args, kwargs, 0, "image", as_rgb)
 
 
-def _converting_init_batch(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def init_batch(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _swap(args, kwargs, 0, "images", _images)
-        images = args[0] if args else kwargs.get("images", [])
-        args, kwargs = _swap(args, kwargs, 1, "boxes", lambda b: _boxes(b, len(images)))
-        return fn(self, *args, **kwargs)
-
-    return init_batch
+def _init_batch_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    args, kwargs = _swap(args, kwargs, 0, "images", _images)
+    images = args[0] if args else kwargs.get("images", [])
+    return _swap(args, kwargs, 1, "boxes", lambda b: _boxes(b, len(images)))
 
 
-def _converting_update_batch(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def update_batch(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = _swap(args, kwargs, 0, "images", _images)
-        return fn(self, *args, **kwargs)
-
-    return update_batch
+def _update_batch_args(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return _swap(args, kwargs, 0, "images", _images)
 
 
-_CONVERTERS = {
-    "init": _converting_init,
-    "update": _converting_update,
-    "init_batch": _converting_init_batch,
-    "update_batch": _converting_update_batch,
+_CONVERTERS: dict[str, Callable[[tuple, dict], tuple[tuple, dict]]] = {
+    "init": _init_args,
+    "update": _update_args,
+    "init_batch": _init_batch_args,
+    "update_batch": _update_batch_args,
 }
+
+
+def _converting(fn: Callable, convert: Callable[[tuple, dict], tuple[tuple, dict]]) -> Callable:
+    """``fn`` called with its arguments converted by ``convert``."""
+    @functools.wraps(fn)
+    def wrapper(self: Tracker, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = convert(args, kwargs)
+        return fn(self, *args, **kwargs)
+
+    wrapper._as_rgb = True
+    return wrapper
 
 
 def _show_frame(image: np.ndarray, box: np.ndarray) -> None:
@@ -186,12 +177,10 @@ class Tracker(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for attr, converting in _CONVERTERS.items():
+        for attr, convert in _CONVERTERS.items():
             fn = cls.__dict__.get(attr)
             if callable(fn) and not isinstance(fn, (staticmethod, classmethod)) and not getattr(fn, "_as_rgb", False):
-                wrapped = converting(fn)
-                wrapped._as_rgb = True
-                setattr(cls, attr, wrapped)
+                setattr(cls, attr, _converting(fn, convert))
 
     @abstractmethod
     def init(self, image: ImageLike, box: BoxLike) -> None: ...
@@ -247,8 +236,8 @@ class Tracker(ABC):
         return boxes, times
 
 
-Tracker.init_batch = _converting_init_batch(Tracker.init_batch)
-Tracker.update_batch = _converting_update_batch(Tracker.update_batch)
+Tracker.init_batch = _converting(Tracker.init_batch, _init_batch_args)
+Tracker.update_batch = _converting(Tracker.update_batch, _update_batch_args)
 
 
 class BatchTracker(Tracker):
