@@ -30,8 +30,11 @@ class SkippingDataset(Dataset):
     """A dataset whose ``load(index)`` may raise VideoReadError.
 
     ``on_error="raise"`` (default) stops with the error, which names the file; ``"skip"`` logs the file,
-    counts it in ``self.skipped`` (per process) and returns the next loadable sample instead.
+    counts it in ``self.skipped`` (per process) and returns the next loadable sample instead. Subclasses may
+    skip more kinds of error (``skippable``).
     """
+
+    skippable: tuple[type[Exception], ...] = (VideoReadError,)
 
     def __init__(self, on_error: str = "raise") -> None:
         if on_error not in ("raise", "skip"):
@@ -49,7 +52,7 @@ class SkippingDataset(Dataset):
             i = (index + attempt) % len(self)
             try:
                 return self.load(i)
-            except VideoReadError as e:
+            except self.skippable as e:
                 if i not in self.skipped:
                     self.skipped[i] = str(e)
                     log.warning("skipping sample %d (%d skipped so far): %s", i, len(self.skipped), e)
@@ -138,8 +141,10 @@ class ZooDataModule(pl.LightningDataModule):
 
     The training sampler (a ``SeededSampler``, one replica per rank under DDP) is told its epoch by the Trainer,
     so a run resumed from a checkpoint, at an epoch's end or in its middle, sees the same batches as an
-    uninterrupted one.
+    uninterrupted one. ``collate_fn`` (None: PyTorch's default) makes the batches.
     """
+
+    collate_fn: Any = None
 
     def __init__(self, batch_size: int = 8, num_workers: int = 2, seed: int = 0, pin_memory: bool = True) -> None:
         super().__init__()
@@ -158,7 +163,7 @@ class ZooDataModule(pl.LightningDataModule):
         return self._loader(val_set, train=False) if val_set is not None else []
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        common = dict(batch_size=self.batch_size, num_workers=self.num_workers,
+        common = dict(batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=self.collate_fn,
                       pin_memory=self.pin_memory and torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
         if not train:
             return DataLoader(dataset, shuffle=False, **common)

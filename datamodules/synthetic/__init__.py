@@ -14,19 +14,34 @@ from datamodules.synthetic.generator import (
     ObjectTrack,
     SynthConfig,
     SyntheticVideo,
+    generate_actor_video,
     generate_video,
 )
-from datamodules.synthetic.writers import write_alov, write_otb, write_otb99lang, write_ucf101
+from datamodules.synthetic.writers import (
+    write_a2d,
+    write_alov,
+    write_jhmdb_sentences,
+    write_otb,
+    write_otb99lang,
+    write_ucf101,
+)
 from zoo.errors import DatasetError
 
-WRITERS = {"otb": write_otb, "otb99lang": write_otb99lang, "alov": write_alov, "ucf101": write_ucf101}
+WRITERS = {"otb": write_otb, "otb99lang": write_otb99lang, "alov": write_alov, "ucf101": write_ucf101,
+           "a2d": write_a2d, "jhmdb-sentences": write_jhmdb_sentences}
+ACTOR_FORMATS = ("a2d", "jhmdb-sentences")
 
 
-def generate_videos(num_videos: int, seed: int = 0, cfg: SynthConfig | None = None, action: bool = False):
+def generate_videos(num_videos: int, seed: int = 0, cfg: SynthConfig | None = None, action: bool = False,
+                    actors: bool = False):
     """Videos 0..num_videos-1 of ``seed``. For ``action`` data the target's motion cycles through
-    MOTIONS (balanced classes) and the distractors stand still, so the label is the one motion seen."""
+    MOTIONS (balanced classes) and the distractors stand still, so the label is the one motion seen. For
+    ``actors`` (referring segmentation) every object is an actor in view with a sentence that names its look and
+    action, and actor 1 looks like actor 0 (``generate_actor_video``)."""
     for i in range(num_videos):
-        if action:
+        if actors:
+            yield generate_actor_video(seed, i, cfg)
+        elif action:
             yield generate_video(seed, i, cfg, MOTIONS[i % len(MOTIONS)], distractor_motions=("still",))
         else:
             yield generate_video(seed, i, cfg)
@@ -41,7 +56,7 @@ def synthesize(
     overwrite: bool = False,
     progress: bool = False,
 ) -> Path:
-    """Write ``num_videos`` synthetic videos in format ``fmt`` (otb, otb99lang, alov, ucf101) to ``out``.
+    """Write ``num_videos`` synthetic videos in format ``fmt`` (one of ``WRITERS``) to ``out``.
 
     The dataset is written beside ``out`` and moved into place at the end, so ``out`` never holds half
     a dataset. An existing non-empty ``out`` is an error unless ``overwrite``. ``progress``: a bar on stderr.
@@ -54,7 +69,7 @@ def synthesize(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        videos = generate_videos(num_videos, seed, cfg, action=fmt == "ucf101")
+        videos = generate_videos(num_videos, seed, cfg, action=fmt == "ucf101", actors=fmt in ACTOR_FORMATS)
         if progress:
             from tqdm import tqdm
 
@@ -70,5 +85,5 @@ def synthesize(
 
 __all__ = [
     "MOTIONS", "PALETTE", "SHAPES", "ObjectTrack", "SynthConfig", "SyntheticVideo", "WRITERS",
-    "generate_video", "generate_videos", "synthesize",
+    "generate_actor_video", "generate_video", "generate_videos", "synthesize",
 ]

@@ -164,7 +164,7 @@ def _reflect(x: float, lo: float, hi: float) -> float:
 
 
 def describe(size: str, colour: str, shape: str, motion: str, vx: float, vy: float) -> str:
-    """The sentence for an object, e.g. 'the small red circle moving left'."""
+    """The sentence for an object, e.g. 'the small red circle moving left' (no size word when ``size`` is empty)."""
     if motion == "linear":
         what = ("moving right" if vx > 0 else "moving left") if abs(vx) >= abs(vy) else (
             "moving down" if vy > 0 else "moving up")
@@ -177,7 +177,7 @@ def describe(size: str, colour: str, shape: str, motion: str, vx: float, vy: flo
             "growing": "growing",
             "shrinking": "shrinking",
         }[motion]
-    return f"the {size} {colour} {shape} {what}"
+    return " ".join(word for word in ("the", size, colour, shape, what) if word)
 
 
 def referring_sentence(video: SyntheticVideo) -> str:
@@ -211,7 +211,6 @@ def generate_video(
     that only the target's motion explains)."""
     cfg = cfg or SynthConfig()
     rng = np.random.default_rng([seed, index])
-    h, w, T = cfg.height, cfg.width, cfg.num_frames
     n_obj = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     motion0 = target_motion or MOTIONS[int(rng.integers(len(MOTIONS)))]
     specs = []
@@ -225,7 +224,51 @@ def generate_video(
         r = int(rng.integers(cfg.min_size, cfg.max_size + 1))
         specs.append((shape, colour, motion, r))
     # object 0 stays in view; others may leave the frame. Depth order is random (occlusions).
-    motions = [_Motion(m, rng, cfg, r, keep_inside=(k == 0)) for k, (_, _, m, r) in enumerate(specs)]
+    frames, boxes, masks, motions = _render(rng, cfg, specs, keep_inside=[k == 0 for k in range(n_obj)])
+    sizes = [r for *_, r in specs]
+    objects = []
+    for k, (shape, colour, motion, r) in enumerate(specs):
+        size = "small" if r <= np.median(sizes) else "large"
+        sentence = describe(size, colour, shape, motion, motions[k].vx, motions[k].vy)
+        objects.append(ObjectTrack(shape, colour, motion, sentence, boxes[k], masks[k]))
+    return SyntheticVideo(f"synth{seed:03d}_{index:05d}", frames, objects, cfg.fps, MOTIONS.index(motion0))
+
+
+def generate_actor_video(seed: int, index: int, cfg: SynthConfig | None = None, alike: float = 1.0) -> SyntheticVideo:
+    """Video ``index`` of ``seed`` for referring segmentation (A2D Sentences): ``min_objects`` to ``max_objects``
+    actors, all kept in view, each with its own motion; with probability ``alike`` actor 1 has actor 0's shape,
+    colour and size and another motion, so only its action tells them apart. Sentences name the look and the
+    action and no size ("the red square moving left")."""
+    cfg = cfg or SynthConfig()
+    rng = np.random.default_rng([seed, index])
+    n_obj = int(rng.integers(max(cfg.min_objects, 2), max(cfg.max_objects, 2) + 1))
+    specs: list[tuple[str, str, str, int]] = []
+    for k in range(n_obj):
+        taken = [m for *_, m, _ in specs[:1]] if k == 1 else []
+        motion = [m for m in MOTIONS if m not in taken][int(rng.integers(len(MOTIONS) - len(taken)))]
+        if k == 1 and rng.random() < alike:
+            specs.append((specs[0][0], specs[0][1], motion, specs[0][3]))
+            continue
+        shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        colour = list(PALETTE)[int(rng.integers(len(PALETTE)))]
+        specs.append((shape, colour, motion, int(rng.integers(cfg.min_size, cfg.max_size + 1))))
+    frames, boxes, masks, motions = _render(rng, cfg, specs, keep_inside=[True] * n_obj)
+    objects = [
+        ObjectTrack(shape, colour, motion, describe("", colour, shape, motion, motions[k].vx, motions[k].vy),
+                    boxes[k], masks[k])
+        for k, (shape, colour, motion, _) in enumerate(specs)
+    ]
+    return SyntheticVideo(f"actors{seed:03d}_{index:05d}", frames, objects, cfg.fps, MOTIONS.index(specs[0][2]))
+
+
+def _render(
+    rng: np.random.Generator, cfg: SynthConfig, specs: list[tuple[str, str, str, int]], keep_inside: list[bool]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Motion]]:
+    """Frames (T, H, W, 3), boxes (n, T, 4), visible masks (n, T, H, W) and the motions of objects ``specs``
+    (shape, colour, motion, half-size), drawn from ``rng`` in a fixed order."""
+    h, w, T = cfg.height, cfg.width, cfg.num_frames
+    n_obj = len(specs)
+    motions = [_Motion(m, rng, cfg, r, keep_inside=keep_inside[k]) for k, (_, _, m, r) in enumerate(specs)]
     depth = rng.permutation(n_obj)  # drawn back to front
     textures = [_texture(rng, h, w, int(rng.integers(8, 20))) for _ in range(n_obj)]
     background = _background(rng, h, w)
@@ -259,11 +302,4 @@ def generate_video(
             masks[:, t][:, full] = False  # what is in front hides what is behind
             masks[k, t] = full
         frames[t] = np.clip(canvas * gain[t], 0, 255).astype(np.uint8)
-
-    sizes = [r for *_, r in specs]
-    objects = []
-    for k, (shape, colour, motion, r) in enumerate(specs):
-        size = "small" if r <= np.median(sizes) else "large"
-        sentence = describe(size, colour, shape, motion, motions[k].vx, motions[k].vy)
-        objects.append(ObjectTrack(shape, colour, motion, sentence, boxes[k], masks[k]))
-    return SyntheticVideo(f"synth{seed:03d}_{index:05d}", frames, objects, cfg.fps, MOTIONS.index(motion0))
+    return frames, boxes, masks, motions

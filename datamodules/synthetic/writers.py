@@ -2,17 +2,21 @@
 
 One loader then reads real and synthetic data alike: OTB (``<Seq>/img/%04d.jpg`` +
 ``groundtruth_rect.txt``), ALOV300++ (``imagedata++/<category>/<video>/%08d.jpg`` + ``.ann`` every 5th
-frame) and UCF101 (``<Class>/v_<Class>_gXX_cYY.avi`` + ``ucfTrainTestlist/``).
+frame), UCF101 (``<Class>/v_<Class>_gXX_cYY.avi`` + ``ucfTrainTestlist/``), A2D Sentences (``Release/`` +
+``text_annotations/`` with HDF5 masks) and J-HMDB Sentences (PNG frames + ``puppet_mask.mat``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from datamodules import a2d_sentences as a2d
+from datamodules import jhmdb_sentences as jhmdb
 from datamodules.alov import ANN_DIR, FRAMES_DIR, write_ann
 from datamodules.otb import write_boxes
 from datamodules.synthetic.generator import MOTIONS, SyntheticVideo, referring_sentence
@@ -41,6 +45,23 @@ def write_avi(path: Path, frames: np.ndarray, fps: float) -> None:
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"qscale": "2"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    """H.264 in MP4 (yuv420p, near-lossless), as A2D's ``clips320H``; height and width must be even."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12", "preset": "veryfast"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
@@ -137,3 +158,68 @@ def write_ucf101(videos: Iterable[SyntheticVideo], out: Path) -> list[tuple[str,
         (lists / f"trainlist{split:02d}.txt").write_bytes((crlf.join(train_lines) + crlf).encode())
         (lists / f"testlist{split:02d}.txt").write_bytes((crlf.join(test_lines) + crlf).encode())
     return [(rel, label) for rel, label, _ in entries]
+
+
+A2D_ANNOTATED_FRAMES = 3
+A2D_TEST_EVERY = 4  # every 4th video is in the test subset
+
+
+def annotated_frames(num_frames: int, count: int = A2D_ANNOTATED_FRAMES) -> list[int]:
+    """1-based frame numbers of the ``count`` annotated frames, spread evenly inside the video as in A2D."""
+    return sorted({int(round((j + 1) * num_frames / (count + 1))) for j in range(count)})
+
+
+def write_a2d(videos: Iterable[SyntheticVideo], out: Path) -> list[str]:
+    """A2D + A2D Sentences layout: every actor is an instance (ids 0, 1, ...) with its sentence; the actors with a
+    mask on each annotated frame go in that frame's ``.h5``; every ``A2D_TEST_EVERY``-th video is a test video.
+    Returns the video ids."""
+    names, rows, queries = [], [], ["video_id,instance_id,query"]
+    for i, video in enumerate(videos):
+        vid = video.name
+        n_frames = len(video.frames)
+        write_mp4(out / a2d.CLIPS_DIR / f"{vid}.mp4", video.frames, video.fps)
+        frames = annotated_frames(n_frames)
+        for t in frames:
+            present = [k for k, o in enumerate(video.objects) if o.masks[t - 1].any()]
+            boxes = [video.objects[k].boxes[t - 1] for k in present]
+            write_frame = a2d.write_frame_annotation
+            write_frame(out / a2d.INSTANCES_DIR / vid / f"{t:05d}.h5", present,
+                        np.stack([video.objects[k].masks[t - 1] for k in present]),
+                        np.array([[x, y, x + w - 1, y + h - 1] for x, y, w, h in boxes]))
+        queries += [f"{vid},{k},{o.sentence}" for k, o in enumerate(video.objects)]
+        h, w = video.frames.shape[1:3]
+        subset = int(i % A2D_TEST_EVERY == A2D_TEST_EVERY - 1)
+        rows.append(f"{vid},{video.label},0,{n_frames / video.fps:.2f},{h},{w},{n_frames},{len(frames)},{subset}")
+        names.append(vid)
+    (out / a2d.VIDEOSET).write_text("\n".join(rows) + "\n")
+    (out / a2d.ANNOTATION).write_text("\n".join(queries) + "\n")
+    (out / a2d.MISSED).write_text("")
+    return names
+
+
+JHMDB_SAMPLED_FRAMES = 3
+
+
+def write_jhmdb_sentences(videos: Iterable[SyntheticVideo], out: Path) -> list[str]:
+    """J-HMDB Sentences layout: actor 0 is the video's one referred actor (its motion the action folder), frames as
+    ``%05d.png``, its masks in ``puppet_mask.mat``, its sentence in ``jhmdb_annotation.txt``, and MTTR's samples
+    list with three frames per video. Returns the video names."""
+    names, rows, samples = [], ["video_id,query"], []
+    for video in videos:
+        action, name = video.target.motion, video.name
+        frames_dir = out / jhmdb.FRAMES_DIR / action / name
+        frames_dir.mkdir(parents=True, exist_ok=True)
+        for t, frame in enumerate(video.frames, 1):
+            cv2.imwrite(str(frames_dir / f"{t:05d}.png"), frame[..., ::-1])
+        mask_path = out / jhmdb.MASKS_DIR / action / name / jhmdb.MASK_FILE
+        jhmdb.write_puppet_mask(mask_path, video.target.masks)
+        rows.append(f"{name},{video.target.sentence}")
+        n = len(video.frames)
+        for t in annotated_frames(n, JHMDB_SAMPLED_FRAMES):
+            samples.append([name, f"./jhmdb_sentences/{jhmdb.FRAMES_DIR}/{action}/{name}/{t:05d}.png",
+                            f"./jhmdb_sentences/{jhmdb.MASKS_DIR}/{action}/{name}/{jhmdb.MASK_FILE}", n,
+                            video.target.sentence])
+        names.append(name)
+    (out / jhmdb.ANNOTATION).write_text("\n".join(rows) + "\n")
+    (out / jhmdb.METADATA).write_text(json.dumps(samples))
+    return names
