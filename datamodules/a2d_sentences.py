@@ -101,7 +101,7 @@ def read_videoset(path: str | os.PathLike) -> dict[str, A2DVideo]:
             raise parse_error(path, n, f"expected 9 comma-separated fields, got {len(fields)}")
         try:
             label, _, _, height, width, total, annotated, subset = (int(float(f)) for f in fields[1:])
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
             raise parse_error(path, n, f"fields 2-9 must be numbers: {line.strip()[:80]!r}") from None
         if subset not in (0, 1):
             raise parse_error(path, n, f"subset must be 0 (train) or 1 (test), not {subset}")
@@ -112,10 +112,15 @@ def read_videoset(path: str | os.PathLike) -> dict[str, A2DVideo]:
 def read_annotations(path: str | os.PathLike) -> tuple[list[Query], list[tuple[int, str]]]:
     """The queries of ``a2d_annotation.txt`` (fields trimmed) and the ``(line, raw id)`` of rows whose instance
     id is not a number (the real ``1 (copy)``), which are dropped. A row with fewer than 3 fields or an empty
-    sentence is an error at ``file:line``."""
+    sentence is an error at ``file:line``, and so is a quoted field that runs over several lines (an unbalanced
+    quote, which would otherwise swallow the rows after it)."""
     text = read_text(path)
     queries, dropped = [], []
-    for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
+    reader, end = csv.reader(io.StringIO(text)), 0
+    for row in reader:
+        n, end = end + 1, reader.line_num  # n: the row's first line in the file
+        if any("\n" in f for f in row):
+            raise parse_error(path, n, "a quoted field runs past the end of its line (unbalanced quote?)")
         if not row or not any(f.strip() for f in row):
             continue
         if n == 1 and row[0].strip() == "video_id":
@@ -127,7 +132,7 @@ def read_annotations(path: str | os.PathLike) -> tuple[list[Query], list[tuple[i
             raise parse_error(path, n, "empty video id")
         if not sentence:
             raise parse_error(path, n, "empty query")
-        if not instance.isdigit():
+        if not (instance.isascii() and instance.isdigit()):  # not '²', which isdigit() but int() refuses
             dropped.append((n, instance))
             continue
         queries.append(Query(video, int(instance), sentence, n))
@@ -183,8 +188,8 @@ def write_frame_annotation(path: str | os.PathLike, instances: list[int], masks:
 
 def frame_number(path: Path) -> int:
     """The 1-based frame number of ``<frame:05d>.h5``."""
-    if not path.stem.isdigit():
-        raise DatasetError(f"{path}: A2D annotation files are named <frame number>.h5")
+    if not (path.stem.isascii() and path.stem.isdigit()) or int(path.stem) < 1:
+        raise DatasetError(f"{path}: A2D annotation files are named <frame number>.h5 (1-based)")
     return int(path.stem)
 
 

@@ -49,7 +49,11 @@ SAMPLE_MODES = ("three", "all")
 def read_jhmdb_annotations(path: str | os.PathLike) -> dict[str, str]:
     """``{video: sentence}`` of ``jhmdb_annotation.txt``; a row without a sentence is an error at ``file:line``."""
     queries: dict[str, str] = {}
-    for n, row in enumerate(csv.reader(io.StringIO(read_text(path))), 1):
+    reader, end = csv.reader(io.StringIO(read_text(path))), 0
+    for row in reader:
+        n, end = end + 1, reader.line_num  # n: the row's first line in the file
+        if any("\n" in f for f in row):
+            raise parse_error(path, n, "a quoted field runs past the end of its line (unbalanced quote?)")
         if not row or not any(f.strip() for f in row):
             continue
         if n == 1 and row[0].strip() == "video_id":
@@ -85,20 +89,24 @@ def read_samples_metadata(path: str | os.PathLike) -> list[JHMDBSample]:
         try:
             video, frame_path, _, count, query = entry
             parts = Path(frame_path).parts
-            samples.append(JHMDBSample(str(video), parts[-3], int(Path(frame_path).stem), int(count), str(query)))
-        except (ValueError, TypeError, IndexError):
+            sample = JHMDBSample(str(video), parts[-3], int(Path(frame_path).stem), int(count), str(query))
+        except (ValueError, TypeError, IndexError, OverflowError):  # OverflowError: a count of Infinity
             raise DatasetError(f"{path}: sample {i} is not [video, frame path, mask path, frame count, query]"
                                ) from None
+        if not 1 <= sample.frame <= sample.num_frames:  # frame 0 would read the last mask; past the end, a wrong clip
+            raise DatasetError(f"{path}: sample {i}: frame {sample.frame} is not in 1..{sample.num_frames}")
+        samples.append(sample)
     return samples
 
 
 def read_puppet_mask(path: str | os.PathLike) -> np.ndarray:
     """``part_mask`` of a ``puppet_mask.mat`` as (T, H, W) bool; a missing or malformed file names itself."""
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     try:
         data = scipy.io.loadmat(str(path))
-    except (OSError, ValueError, NotImplementedError) as e:
+    except (OSError, ValueError, NotImplementedError, MatReadError) as e:  # MatReadError: truncated or not a .mat
         raise DatasetError(f"{path}: cannot read puppet mask ({str(e).splitlines()[0][:120]})") from None
     if "part_mask" not in data:
         raise DatasetError(f"{path}: no part_mask in the file")

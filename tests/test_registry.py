@@ -266,7 +266,8 @@ def test_loading_a_checkpoint_never_fetches_backbone_weights(tmp_path, monkeypat
 
 
 def test_pretrained_without_checkpoint_lists_what_exists(tmp_path, monkeypatch):
-    with pytest.raises(UnknownModelError, match=r"no pretrained checkpoint.*named checkpoints: .*i3d_inception.kinetics400"):
+    with pytest.raises(UnknownModelError,
+                       match=r"no pretrained checkpoint.*named checkpoints: .*i3d_inception.kinetics400"):
         zoo.create_model("sint_tiny", pretrained=True)
     index, _ = _publish(tmp_path, zoo.create_model("clip_tiny"))
     monkeypatch.setenv("ZOO_INDEX_PATH", str(index))

@@ -165,8 +165,9 @@ A2D_TEST_EVERY = 4  # every 4th video is in the test subset
 
 
 def annotated_frames(num_frames: int, count: int = A2D_ANNOTATED_FRAMES) -> list[int]:
-    """1-based frame numbers of the ``count`` annotated frames, spread evenly inside the video as in A2D."""
-    return sorted({int(round((j + 1) * num_frames / (count + 1))) for j in range(count)})
+    """1-based frame numbers of the ``count`` annotated frames, spread evenly inside the video as in A2D (fewer when
+    the video has fewer frames; never frame 0, which short videos would round to)."""
+    return sorted({min(max(int(round((j + 1) * num_frames / (count + 1))), 1), num_frames) for j in range(count)})
 
 
 def write_a2d(videos: Iterable[SyntheticVideo], out: Path) -> list[str]:

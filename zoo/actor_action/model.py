@@ -66,15 +66,22 @@ def tiny_video_encoder(width: int = 16) -> tuple[nn.Module, int, int]:
 class DynamicDecoder(nn.Module):
     """Transposed convolutions from the encoder map up by ``2 ** (len(channels) - 1)``; at each resolution r a
     dynamic 1x1 filter f_r = tanh(W_r T + b_r) gives the response S_r, which is concatenated to the map before
-    the next upsampling. Choice: each transposed convolution is 4 x 4 with stride 2, followed by ReLU; each
+    the next upsampling. Choice: each transposed convolution is 4 x 4 with stride 2, followed by batch norm
+    (``norm``) and ReLU; each
     response has a learned scale and bias (filters bounded by 1 on unit-norm maps cannot reach confident
     logits otherwise)."""
 
-    def __init__(self, in_channels: int, channels: list[int], text_dim: int) -> None:
+    def __init__(self, in_channels: int, channels: list[int], text_dim: int, norm: bool = False,
+                 refine: bool = True) -> None:
         super().__init__()
+        self.refine = refine
         dims = [in_channels + 8] + list(channels[1:])
         self.filters = nn.ModuleList(nn.Linear(text_dim, d) for d in dims)
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(d_in + 1, d_out, 4, 2, 1) for d_in, d_out in zip(dims, dims[1:]))
+        self.ups = nn.ModuleList(
+            nn.Sequential(nn.ConvTranspose2d(d_in + 1, d_out, 4, 2, 1, bias=not norm),
+                          nn.BatchNorm2d(d_out) if norm else nn.Identity())
+            for d_in, d_out in zip(dims, dims[1:])
+        )
         self.scale = nn.Parameter(torch.full((len(dims),), 10.0))
         self.bias = nn.Parameter(torch.full((len(dims),), -2.0))
 
@@ -85,6 +92,8 @@ class DynamicDecoder(nn.Module):
         for r, fc in enumerate(self.filters):
             f = torch.tanh(fc(text))
             s = torch.einsum("bchw,bc->bhw", x, f)[:, None] * self.scale[r] + self.bias[r]
+            if self.refine and responses:
+                s = s + F.interpolate(responses[-1], size=s.shape[-2:], mode="bilinear", align_corners=False)
             responses.append(s)
             if r < len(self.ups):
                 x = F.relu(self.ups[r](torch.cat([x, s], 1)))
@@ -115,6 +124,8 @@ class ActorActionSegmentation(ZooModule):
         input_size: int = 512,
         width: int = 16,
         decoder_channels: tuple[int, ...] = (832, 512, 256, 128, 64),
+        decoder_norm: bool = False,
+        refine: bool = True,
         embed_dim: int = 300,
         text_dim: int = 1000,
         text_kernel: int = 2,
@@ -144,7 +155,7 @@ class ActorActionSegmentation(ZooModule):
         weights = resolution_weights or (1.0,) * len(decoder_channels)
         if len(weights) != len(decoder_channels):
             raise ValueError(f"resolution_weights needs {len(decoder_channels)} values, not {len(weights)}")
-        self.decoder = DynamicDecoder(channels, list(decoder_channels), text_dim)
+        self.decoder = DynamicDecoder(channels, list(decoder_channels), text_dim, decoder_norm, refine)
         self.text: SentenceCNN | None = None
         if vocab is not None:
             self._build_text(vocab)
