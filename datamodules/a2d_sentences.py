@@ -201,13 +201,16 @@ class A2DSample:
     frame: int
     instance: int
     sentence: str
+    source: str = ""  # where the sentence is, file:line
 
 
 class A2DSentences(ClipSampleDataset):
     """The samples of one subset (``"train"`` or ``"test"``) of A2D Sentences, as clips of ``num_frames`` frames
     ``frame_step`` apart around each annotated frame, resized to ``input_size`` square (``augment``: the
-    datamodule's training augmentation). Videos listed as missed are left out; a video with queries but no
-    annotation folder is counted in ``missing`` and left out (warning), as is a query with no mask in any frame.
+    datamodule's training augmentation). ``cache`` keeps every decoded video and read mask in memory (per
+    process: for small datasets read many times, such as the synthetic ones). Videos listed as missed are left
+    out; a video with queries but no annotation folder is counted in ``missing`` and left out (warning), as is a
+    query with no mask in any frame.
     """
 
     def __init__(
@@ -221,8 +224,12 @@ class A2DSentences(ClipSampleDataset):
         backend: str = "decord",
         on_error: str = "raise",
         videos: Iterable[str] | None = None,
+        modality: str = "rgb",
+        cache: bool = False,
     ) -> None:
-        super().__init__(num_frames, input_size, augment, on_error)
+        super().__init__(num_frames, input_size, augment, on_error, modality)
+        self.cache: dict[str, np.ndarray] | None = {} if cache else None
+        self.mask_cache: dict[tuple[str, int, int], np.ndarray | None] = {}
         if subset not in SUBSETS:
             raise ValueError(f"subset must be 'train' or 'test', not {subset!r}")
         self.root, self.frame_step, self.backend = Path(root), frame_step, backend
@@ -256,7 +263,8 @@ class A2DSentences(ClipSampleDataset):
                 present = {i for i, m in zip(ann.instances, ann.masks) if m.any()}
                 for q in by_video[vid]:
                     if q.instance in present:
-                        self.samples.append(A2DSample(vid, frame_number(path), q.instance, q.sentence))
+                        self.samples.append(A2DSample(vid, frame_number(path), q.instance, q.sentence,
+                                                      f"{self.root / ANNOTATION}:{q.line}"))
                         found.add(q.line)
             for q in by_video[vid]:
                 if q.line not in found:
@@ -279,28 +287,47 @@ class A2DSentences(ClipSampleDataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray, str, dict[str, Any]]:
         s = self.samples[index]
         h5 = self.root / INSTANCES_DIR / s.video / f"{s.frame:05d}.h5"
-        if not h5.is_file():
-            raise DatasetError(f"{h5}: annotation file not found")
-        mask = read_frame_annotation(h5).mask_of(s.instance)
+        key = (s.video, s.frame, s.instance)
+        if key in self.mask_cache:
+            mask = self.mask_cache[key]
+        else:
+            if not h5.is_file():
+                raise DatasetError(f"{h5}: annotation file not found")
+            mask = read_frame_annotation(h5).mask_of(s.instance)
+            if self.cache is not None:
+                self.mask_cache[key] = mask
         if mask is None:
             raise DatasetError(f"{h5}: no instance {s.instance} (query {s.sentence!r})")
         path = self.video_path(s.video)
         if not path.is_file():
             raise VideoReadError(f"{path}: video not found")
-        with open_video(path, self.backend) as reader:
+        if self.cache is not None and s.video not in self.cache:
+            with open_video(path, self.backend) as reader:
+                self.cache[s.video] = reader.get_frames(np.arange(len(reader)))
+        if self.cache is not None:
+            video = self.cache[s.video]
+            n = len(video)
+        else:
+            reader = open_video(path, self.backend)
             n = len(reader)
-            if s.frame > n:
-                raise VideoReadError(f"{path}: annotated frame {s.frame} ({h5.name}) is past its {n} frames")
-            frames = reader.get_frames(clip_indices(s.frame - 1, n, self.num_frames, self.frame_step))
+        if s.frame > n:
+            raise VideoReadError(f"{path}: annotated frame {s.frame} ({h5.name}) is past its {n} frames")
+        indices = clip_indices(s.frame - 1, n, self.num_frames, self.frame_step)
+        if self.cache is not None:
+            frames = video[indices]
+        else:
+            with reader:
+                frames = reader.get_frames(indices)
         if frames.shape[1:3] != mask.shape:
             raise DatasetError(f"{h5}: mask {mask.shape} does not match the frames {frames.shape[1:3]} of {path}")
-        return frames, mask, s.sentence, {"video": s.video, "frame": s.frame, "instance": s.instance}
+        return frames, mask, s.sentence, {"video": s.video, "frame": s.frame, "instance": s.instance,
+                                          "source": s.source}
 
 
 class A2DSentencesDataModule(ZooDataModule):
     """A2D Sentences: training on the train subset (augmented), validation and test on the test subset.
 
-    ``num_frames`` / ``frame_step`` / ``input_size`` must match the model's (checked at fit start).
+    ``num_frames`` / ``frame_step`` / ``input_size`` / ``modality`` must match the model's (checked at fit start).
     """
 
     collate_fn = staticmethod(collate_clips)
@@ -312,10 +339,12 @@ class A2DSentencesDataModule(ZooDataModule):
         frame_step: int = 1,
         input_size: int = 512,
         augment: bool = True,
+        modality: str = "rgb",
         batch_size: int = 8,
         num_workers: int = 2,
         backend: str = "decord",
         on_error: str = "raise",
+        cache: bool = False,
         seed: int = 0,
         pin_memory: bool = True,
     ) -> None:
@@ -325,7 +354,7 @@ class A2DSentencesDataModule(ZooDataModule):
     def dataset(self, subset: str, augment: bool = False) -> A2DSentences:
         hp = self.hparams
         return A2DSentences(hp.root, subset, hp.num_frames, hp.frame_step, hp.input_size, augment, hp.backend,
-                            hp.on_error)
+                            hp.on_error, modality=hp.modality, cache=hp.cache)
 
     def train_sentences(self) -> list[str]:
         return self.dataset("train").sentences()

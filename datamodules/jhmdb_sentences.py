@@ -73,6 +73,7 @@ class JHMDBSample:
     frame: int
     num_frames: int
     sentence: str
+    source: str = ""  # where the sentence is
 
 
 def read_samples_metadata(path: str | os.PathLike) -> list[JHMDBSample]:
@@ -89,7 +90,8 @@ def read_samples_metadata(path: str | os.PathLike) -> list[JHMDBSample]:
         try:
             video, frame_path, _, count, query = entry
             parts = Path(frame_path).parts
-            sample = JHMDBSample(str(video), parts[-3], int(Path(frame_path).stem), int(count), str(query))
+            sample = JHMDBSample(str(video), parts[-3], int(Path(frame_path).stem), int(count), str(query),
+                                 f"{path}: sample {i}")
         except (ValueError, TypeError, IndexError, OverflowError):  # OverflowError: a count of Infinity
             raise DatasetError(f"{path}: sample {i} is not [video, frame path, mask path, frame count, query]"
                                ) from None
@@ -143,8 +145,9 @@ class JHMDBSentences(ClipSampleDataset):
         frame_step: int = 1,
         input_size: int = 512,
         on_error: str = "raise",
+        modality: str = "rgb",
     ) -> None:
-        super().__init__(num_frames, input_size, False, on_error)
+        super().__init__(num_frames, input_size, False, on_error, modality)
         if samples not in SAMPLE_MODES:
             raise ValueError(f"samples must be one of {', '.join(SAMPLE_MODES)}, not {samples!r}")
         self.root, self.frame_step = Path(root), frame_step
@@ -172,7 +175,8 @@ class JHMDBSentences(ClipSampleDataset):
             count = len(list((self.root / FRAMES_DIR / action / video).glob("*.png")))
             masked = len(read_puppet_mask(self.root / MASKS_DIR / action / video / MASK_FILE))
             unmasked += max(count - masked, 0)
-            samples += [JHMDBSample(video, action, t, count, sentence) for t in range(1, min(count, masked) + 1)]
+            samples += [JHMDBSample(video, action, t, count, sentence, f"{path}: {video}")
+                        for t in range(1, min(count, masked) + 1)]
         if unmasked:
             log.warning("J-HMDB Sentences: %d frame(s) past their video's puppet mask left out", unmasked)
         return samples
@@ -195,7 +199,7 @@ class JHMDBSentences(ClipSampleDataset):
         mask = masks[s.frame - 1]
         if frames.shape[1:3] != mask.shape:
             raise DatasetError(f"{mat}: mask {mask.shape} does not match the frames {frames.shape[1:3]} in {folder}")
-        return frames, mask, s.sentence, {"video": s.video, "frame": s.frame, "instance": 0}
+        return frames, mask, s.sentence, {"video": s.video, "frame": s.frame, "instance": 0, "source": s.source}
 
 
 class JHMDBSentencesDataModule(ZooDataModule):
@@ -211,6 +215,7 @@ class JHMDBSentencesDataModule(ZooDataModule):
         num_frames: int = 16,
         frame_step: int = 1,
         input_size: int = 512,
+        modality: str = "rgb",
         batch_size: int = 8,
         num_workers: int = 2,
         on_error: str = "raise",
@@ -223,7 +228,7 @@ class JHMDBSentencesDataModule(ZooDataModule):
     def setup(self, stage: str) -> None:
         hp = self.hparams
         self.val_set = self.test_set = JHMDBSentences(hp.root, hp.samples, hp.metadata, hp.num_frames,
-                                                      hp.frame_step, hp.input_size, hp.on_error)
+                                                      hp.frame_step, hp.input_size, hp.on_error, hp.modality)
 
     def test_dataloader(self) -> torch.utils.data.DataLoader:
         return self._loader(self.test_set, train=False)

@@ -27,6 +27,8 @@ from zoo.nn.i3d import InceptionI3d
 from zoo.nn.text import MAX_TOKENS, Vocabulary, word_vectors
 from zoo.registry import register_model
 
+MODALITIES = ("rgb", "rgb+flow")  # as datamodules.clips.MODALITIES, which prepares the inputs
+
 
 class SentenceCNN(nn.Module):
     """Textual encoder (Sec. 3.1): fixed word vectors, one 1D convolution of ``kernel`` words, ReLU, and max
@@ -52,10 +54,10 @@ class SentenceCNN(nn.Module):
         return x.masked_fill(~words[:, None], float("-inf")).amax(-1).nan_to_num(0.0, neginf=0.0)
 
 
-def tiny_video_encoder(width: int = 16) -> tuple[nn.Module, int, int]:
+def tiny_video_encoder(width: int = 16, in_channels: int = 3) -> tuple[nn.Module, int, int]:
     """A small 3D CNN for CPU runs: stride 8 in space, 4 in time; ``width * 4`` channels."""
     layers: list[nn.Module] = []
-    chans = [3, width, width * 2, width * 4]
+    chans = [in_channels, width, width * 2, width * 4]
     strides = [(1, 2, 2), (2, 2, 2), (2, 2, 2)]
     for c_in, c_out, stride in zip(chans[:-1], chans[1:], strides):
         layers += [nn.Conv3d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm3d(c_out), nn.ReLU(True)]
@@ -64,7 +66,8 @@ def tiny_video_encoder(width: int = 16) -> tuple[nn.Module, int, int]:
 
 
 class DynamicDecoder(nn.Module):
-    """Transposed convolutions from the encoder map up by ``2 ** (len(channels) - 1)``; at each resolution r a
+    """Transposed convolutions from the encoder map (``in_channels``, the spatial map included) up by
+    ``2 ** len(channels)``, to maps of ``channels``; at each resolution r a
     dynamic 1x1 filter f_r = tanh(W_r T + b_r) gives the response S_r, which is concatenated to the map before
     the next upsampling. Choice: each transposed convolution is 4 x 4 with stride 2, followed by batch norm
     (``norm``) and ReLU; each
@@ -75,15 +78,19 @@ class DynamicDecoder(nn.Module):
                  refine: bool = True) -> None:
         super().__init__()
         self.refine = refine
-        dims = [in_channels + 8] + list(channels[1:])
+        dims = [in_channels] + list(channels)
         self.filters = nn.ModuleList(nn.Linear(text_dim, d) for d in dims)
         self.ups = nn.ModuleList(
             nn.Sequential(nn.ConvTranspose2d(d_in + 1, d_out, 4, 2, 1, bias=not norm),
                           nn.BatchNorm2d(d_out) if norm else nn.Identity())
             for d_in, d_out in zip(dims, dims[1:])
         )
-        self.scale = nn.Parameter(torch.full((len(dims),), 10.0))
-        self.bias = nn.Parameter(torch.full((len(dims),), -2.0))
+        # the coarsest response starts confident (scale 10, bias -2); with ``refine`` the finer ones start at zero,
+        # so the untrained output is the upsampled coarse segmentation rather than noise from untrained maps
+        start = torch.zeros(len(dims)) if refine else torch.ones(len(dims))
+        start[0] = 1.0
+        self.scale = nn.Parameter(10.0 * start)
+        self.bias = nn.Parameter(-2.0 * start)
 
     def forward(self, visual: torch.Tensor, text: torch.Tensor) -> list[torch.Tensor]:
         """(B, C, h, w) L2-normalised encoder map with its spatial map, (B, text_dim) -> one (B, 1, h_r, w_r)
@@ -106,9 +113,12 @@ class ActorActionSegmentation(ZooModule):
     ``backbone="i3d"``: I3D to ``feature_endpoint`` (Mixed_4f: 832 channels at stride 16, so 32 x 32 at 512 x 512)
     with Kinetics-400 weights when ``pretrained_backbone`` (``zoo.load("i3d_inception.kinetics400")``);
     ``"tiny"``: a small 3D CNN of stride 8. ``num_frames=1`` is the image-only variant (the annotated frame
-    alone). The vocabulary is built from the datamodule's training sentences when not given and saved with the
-    checkpoint; ``word_vectors_path`` (word2vec, GoogleNews format) gives fixed embeddings, else they are learned.
-    Choices (the paper gives no numbers we could read): Adam at 1e-3 with weight decay 5e-4, every resolution's
+    alone); ``modality="rgb+flow"`` adds a second encoder on the clip's optical flow (the paper's RGB + Flow
+    model; choice: the two time-averaged maps are concatenated before the spatial map). The vocabulary is built
+    from the datamodule's training sentences when not given and saved with the checkpoint; ``word_vectors_path``
+    (word2vec, GoogleNews format) gives fixed embeddings, else they are learned.
+    Choices (the paper gives no numbers we could read): Adam at 1e-3 with weight decay 5e-4 (``lr_schedule``:
+    constant, or cosine to zero over the run's epochs), every resolution's
     loss weighted 1 (``resolution_weights``), the predicted mask where the probability, resized bilinearly to the
     frame, exceeds ``threshold`` (0.5), and its score (for COCO-style mAP) the mean probability inside it.
     """
@@ -123,9 +133,10 @@ class ActorActionSegmentation(ZooModule):
         frame_step: int = 1,
         input_size: int = 512,
         width: int = 16,
-        decoder_channels: tuple[int, ...] = (832, 512, 256, 128, 64),
+        decoder_channels: tuple[int, ...] = (512, 256, 128, 64),
         decoder_norm: bool = False,
         refine: bool = True,
+        modality: str = "rgb",
         embed_dim: int = 300,
         text_dim: int = 1000,
         text_kernel: int = 2,
@@ -137,36 +148,61 @@ class ActorActionSegmentation(ZooModule):
         lr: float = 1e-3,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        lr_schedule: str = "constant",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if backbone == "i3d":
-            self.encoder: nn.Module = InceptionI3d(final_endpoint=feature_endpoint)
-            channels, self.stride = self.encoder.channels[feature_endpoint], 16 if "4" in feature_endpoint else 8
-            if pretrained_backbone:
-                self._load_kinetics()
-        elif backbone == "tiny":
-            self.encoder, channels, self.stride = tiny_video_encoder(width)
-        else:
-            raise ValueError(f"backbone must be 'i3d' or 'tiny', not {backbone!r}")
-        if input_size % self.stride or (input_size // self.stride) * 2 ** (len(decoder_channels) - 1) != input_size:
-            raise ValueError(f"input_size {input_size} at stride {self.stride} needs "
-                             f"{int(np.log2(self.stride)) + 1} decoder_channels, not {len(decoder_channels)}")
-        weights = resolution_weights or (1.0,) * len(decoder_channels)
-        if len(weights) != len(decoder_channels):
-            raise ValueError(f"resolution_weights needs {len(decoder_channels)} values, not {len(weights)}")
-        self.decoder = DynamicDecoder(channels, list(decoder_channels), text_dim, decoder_norm, refine)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {lr_schedule!r}")
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
+        self.encoder, channels = self._encoder(3)
+        self.flow_encoder: nn.Module | None = None
+        if modality == "rgb+flow":
+            self.flow_encoder, flow_channels = self._encoder(2)
+            channels += flow_channels
+        if pretrained_backbone and backbone == "i3d":
+            self._load_kinetics()
+        if input_size % self.stride or self.stride != 2 ** len(decoder_channels):
+            raise ValueError(f"input_size {input_size} must be a multiple of the encoder's stride {self.stride}, and "
+                             f"the decoder needs {int(np.log2(self.stride))} decoder_channels to upsample by it, not "
+                             f"{len(decoder_channels)}")
+        weights = resolution_weights or (1.0,) * (len(decoder_channels) + 1)
+        if len(weights) != len(decoder_channels) + 1:
+            raise ValueError(f"resolution_weights needs {len(decoder_channels) + 1} values (one per resolution), "
+                             f"not {len(weights)}")
+        self.decoder = DynamicDecoder(channels + 8, list(decoder_channels), text_dim, decoder_norm, refine)
         self.text: SentenceCNN | None = None
         if vocab is not None:
             self._build_text(vocab)
         self.val_metrics = ReferringSegmentationMetrics(threshold=threshold)
         self.test_metrics = ReferringSegmentationMetrics(threshold=threshold)
 
+    def _encoder(self, in_channels: int) -> tuple[nn.Module, int]:
+        """A video encoder of ``in_channels`` (3: RGB, 2: flow) and its output channels; sets ``self.stride``."""
+        hp = self.hparams
+        if hp.backbone == "i3d":
+            encoder = InceptionI3d(final_endpoint=hp.feature_endpoint, in_channels=in_channels)
+            # an endpoint's block number gives its spatial stride: Conv3d_1a 2, Mixed_3c 8, Mixed_4f 16, Mixed_5c 32
+            self.stride = 2 ** int(hp.feature_endpoint.split("_")[1][0])
+            return encoder, encoder.channels[hp.feature_endpoint]
+        if hp.backbone == "tiny":
+            encoder, channels, self.stride = tiny_video_encoder(hp.width, in_channels)
+            return encoder, channels
+        raise ValueError(f"backbone must be 'i3d' or 'tiny', not {hp.backbone!r}")
+
     def _load_kinetics(self) -> None:
+        """DeepMind's Kinetics-400 RGB I3D into the RGB encoder; the flow encoder, for which no Kinetics flow weights
+        are available offline, starts from the same weights with conv1 averaged over RGB and repeated for the two
+        flow channels (the cross-modality initialisation of Wang et al., ECCV 2016)."""
         from zoo.loading import load
 
-        i3d = load("i3d_inception.kinetics400", final_endpoint=self.hparams.feature_endpoint)
-        self.encoder.load_state_dict(i3d.net.state_dict())
+        state = load("i3d_inception.kinetics400", final_endpoint=self.hparams.feature_endpoint).net.state_dict()
+        self.encoder.load_state_dict(state)
+        if self.flow_encoder is not None:
+            first = "Conv3d_1a_7x7.conv.weight"
+            flow = {**state, first: state[first].mean(1, keepdim=True).repeat(1, 2, 1, 1, 1)}
+            self.flow_encoder.load_state_dict(flow)
 
     def _build_text(self, words: list[str]) -> None:
         hp = self.hparams
@@ -184,27 +220,41 @@ class ActorActionSegmentation(ZooModule):
             dm = self.trainer.datamodule if self.trainer is not None else None
             if dm is None or not hasattr(dm, "train_sentences"):
                 raise ValueError("ActorActionSegmentation needs vocab=[...] or a datamodule with train_sentences()")
-            words = Vocabulary.build(dm.train_sentences()).words[2:]
-            self.hparams["vocab"] = words
-            self._build_text(words)
+            self.build_vocabulary(dm.train_sentences())
 
-    def tokens(self, sentences: list[str]) -> torch.Tensor:
+    def build_vocabulary(self, sentences: list[str]) -> None:
+        """The vocabulary of ``sentences`` (saved as the ``vocab`` hyperparameter) and a new textual encoder."""
+        words = Vocabulary.build(sentences).words[2:]
+        self.hparams["vocab"] = words
+        self._build_text(words)
+
+    def tokens(self, sentences: list[str], sources: list[str] | None = None) -> torch.Tensor:
+        """(B, max_tokens) ids; a sentence of unknown words only is encoded as ``<unk>`` with a warning naming its
+        source (``file:line`` from the datasets)."""
         if self.text is None:
             raise ValueError("this model has no vocabulary: train it (the datamodule's sentences give one) or build "
                              "it with vocab=[...]")
-        ids = [self.vocab.encode(s, self.hparams.max_tokens) for s in sentences]
+        sources = sources or ["sentence"] * len(sentences)
+        ids = [self.vocab.encode(s, self.hparams.max_tokens, source=src) for s, src in zip(sentences, sources)]
         return torch.tensor(ids, dtype=torch.long, device=self.decoder.scale.device)
 
-    def visual(self, clip: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, T, S, S) -> (B, C + 8, S / stride, S / stride): encoder map averaged over time, the spatial
-        map concatenated, L2-normalised over channels."""
+    def visual(self, clip: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 (B, 3, T, S, S) (and with ``rgb+flow`` float (B, 2, T, S, S) flow in [-1, 1]) -> (B, C + 8,
+        S / stride, S / stride): encoder maps averaged over time (RGB and flow concatenated), the spatial map
+        concatenated, L2-normalised over channels."""
         v = self.encoder(clip.float() / 127.5 - 1.0).mean(2)
+        if self.flow_encoder is not None:
+            if flow is None:
+                raise ValueError("this model reads RGB and flow (modality='rgb+flow'): pass the clips' flow")
+            v = torch.cat([v, self.flow_encoder(flow.to(v.device, v.dtype)).mean(2)], 1)
         s = spatial_map(*v.shape[-2:], device=v.device).expand(v.shape[0], -1, -1, -1).to(v.dtype)
         return F.normalize(torch.cat([v, s], 1), dim=1)
 
-    def forward(self, clip: torch.Tensor, tokens: torch.Tensor) -> list[torch.Tensor]:
-        """uint8 clips (B, 3, T, S, S) and (B, L) token ids -> response logits per resolution, the last at S x S."""
-        return self.decoder(self.visual(clip), self.text(tokens))
+    def forward(self, clip: torch.Tensor, tokens: torch.Tensor, flow: torch.Tensor | None = None
+                ) -> list[torch.Tensor]:
+        """uint8 clips (B, 3, T, S, S) and (B, L) token ids (and flow, see ``visual``) -> response logits per
+        resolution, the last at S x S."""
+        return self.decoder(self.visual(clip, flow), self.text(tokens))
 
     def loss(self, responses: list[torch.Tensor], masks: torch.Tensor) -> torch.Tensor:
         """Per-pixel logistic loss summed over resolutions; targets are the (B, S, S) masks averaged down."""
@@ -216,14 +266,17 @@ class ActorActionSegmentation(ZooModule):
         return total
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self(batch["clip"], self.tokens(batch["sentence"])), batch["mask"])
+        tokens = self.tokens(batch["sentence"], batch.get("source"))
+        loss = self.loss(self(batch["clip"], tokens, batch.get("flow")), batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["sentence"]))
         return loss
 
     @torch.no_grad()
-    def segment(self, clip: torch.Tensor, sentences: list[str]) -> torch.Tensor:
+    def segment(self, clip: torch.Tensor, sentences: list[str], sources: list[str] | None = None,
+                flow: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities (B, S, S) of the referred actor in the annotated frame of each clip."""
-        return torch.sigmoid(self(clip.to(self.decoder.scale.device), self.tokens(sentences))[-1][:, 0].float())
+        tokens = self.tokens(sentences, sources)
+        return torch.sigmoid(self(clip.to(self.decoder.scale.device), tokens, flow)[-1][:, 0].float())
 
     def full_size(self, probs: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
         """Each (S, S) probability map resized (bilinear) to its frame's (H, W); the mask is where it exceeds
@@ -232,7 +285,8 @@ class ActorActionSegmentation(ZooModule):
                 for p, hw in zip(probs, sizes)]
 
     def _evaluate(self, batch: dict[str, Any], metrics: ReferringSegmentationMetrics) -> list[torch.Tensor]:
-        probs = self.full_size(self.segment(batch["clip"], batch["sentence"]), [tuple(g.shape) for g in batch["gt"]])
+        probs = self.full_size(self.segment(batch["clip"], batch["sentence"], batch.get("source"), batch.get("flow")),
+                               [tuple(g.shape) for g in batch["gt"]])
         metrics.update(probs, [g.to(p.device) for p, g in zip(probs, batch["gt"])], ids=batch["index"].tolist())
         return probs
 
@@ -258,16 +312,20 @@ class ActorActionSegmentation(ZooModule):
         metrics.reset()
 
     def on_fit_start(self) -> None:
-        check_datamodule_agrees(self, ("num_frames", "frame_step", "input_size"))
+        check_datamodule_agrees(self, ("num_frames", "frame_step", "input_size", "modality"))
 
     def configure_optimizers(self) -> Any:
-        return hparams_optimizer(self)
+        optimizer = hparams_optimizer(self)
+        if self.hparams.lr_schedule == "constant":
+            return optimizer
+        epochs = max(int(self.trainer.max_epochs or 1), 1)
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
 
 
 FAITHFUL = dict(backbone="i3d", feature_endpoint="Mixed_4f", num_frames=16, input_size=512,
-                decoder_channels=(832, 512, 256, 128, 64), embed_dim=300, text_dim=1000)
+                decoder_channels=(512, 256, 128, 64), embed_dim=300, text_dim=1000)
 TINY = dict(backbone="tiny", pretrained_backbone=False, num_frames=8, input_size=64, width=16,
-            decoder_channels=(64, 32, 16, 8), embed_dim=32, text_dim=64, lr=3e-3, weight_decay=0.0)
+            decoder_channels=(32, 16, 8), embed_dim=32, text_dim=64, lr=1e-3, weight_decay=0.0)
 
 
 @register_model

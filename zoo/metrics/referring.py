@@ -230,6 +230,26 @@ class ReferringSegmentationMetrics(Metric):
         self.scores.append(score_t)
         self.ids.append(id_t)
 
+    def update_counts(
+        self,
+        intersection: Sequence[float],
+        union: Sequence[float],
+        gt_area: Sequence[float],
+        scores: Sequence[float],
+        ids: Sequence[int] | None = None,
+    ) -> None:
+        """Add samples already counted (pixels of intersection, union and ground truth, and scores), as a
+        benchmark's result files hold them."""
+        n = len(intersection)
+        if not (len(union) == len(gt_area) == len(scores) == n):
+            raise ValueError("intersection, union, gt_area and scores need one value per sample each")
+        self.intersection.append(self._per_sample(intersection, n, "intersections"))
+        self.union.append(self._per_sample(union, n, "unions"))
+        self.gt_area.append(self._per_sample(gt_area, n, "ground-truth areas"))
+        self.scores.append(self._per_sample(scores, n, "scores"))
+        self.ids.append(self._per_sample([-1] * n if ids is None else ids, n, "ids"))
+        self._update_count += 1  # as update() counts, so compute() knows samples were added
+
     def _per_sample(self, values, n: int, name: str) -> torch.Tensor:
         t = torch.as_tensor(values, dtype=torch.float64).detach().flatten().to(self.device)
         if t.numel() == n:
