@@ -25,12 +25,10 @@ and is counted in ``missing``.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,7 @@ import torch
 
 from datamodules.base import ZooDataModule
 from datamodules.clips import ClipSampleDataset, clip_indices, collate_clips
-from datamodules.text import read_lines, read_text
+from datamodules.text import read_csv_rows, read_lines
 from datamodules.video import open_video
 from zoo.errors import DatasetError, VideoReadError, parse_error
 
@@ -114,17 +112,8 @@ def read_annotations(path: str | os.PathLike) -> tuple[list[Query], list[tuple[i
     id is not a number (the real ``1 (copy)``), which are dropped. A row with fewer than 3 fields or an empty
     sentence is an error at ``file:line``, and so is a quoted field that runs over several lines (an unbalanced
     quote, which would otherwise swallow the rows after it)."""
-    text = read_text(path)
     queries, dropped = [], []
-    reader, end = csv.reader(io.StringIO(text)), 0
-    for row in reader:
-        n, end = end + 1, reader.line_num  # n: the row's first line in the file
-        if any("\n" in f for f in row):
-            raise parse_error(path, n, "a quoted field runs past the end of its line (unbalanced quote?)")
-        if not row or not any(f.strip() for f in row):
-            continue
-        if n == 1 and row[0].strip() == "video_id":
-            continue
+    for n, row in read_csv_rows(path, header="video_id"):
         if len(row) < 3:
             raise parse_error(path, n, f"expected video_id,instance_id,query; got {len(row)} field(s)")
         video, instance, sentence = (f.strip() for f in row[:3])
@@ -201,7 +190,7 @@ class A2DSample:
     frame: int
     instance: int
     sentence: str
-    source: str = ""  # where the sentence is, file:line
+    source: str = field(default="", compare=False)  # where the sentence is, file:line
 
 
 class A2DSentences(ClipSampleDataset):

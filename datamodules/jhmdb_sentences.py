@@ -18,12 +18,10 @@ paper's numbers used is not stated in what we could read; MTTR says its list fol
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ import torch
 
 from datamodules.base import ZooDataModule
 from datamodules.clips import ClipSampleDataset, clip_indices, collate_clips
-from datamodules.text import read_text
+from datamodules.text import read_csv_rows, read_text
 from datamodules.video import read_rgb
 from zoo.errors import DatasetError, parse_error
 
@@ -49,15 +47,7 @@ SAMPLE_MODES = ("three", "all")
 def read_jhmdb_annotations(path: str | os.PathLike) -> dict[str, str]:
     """``{video: sentence}`` of ``jhmdb_annotation.txt``; a row without a sentence is an error at ``file:line``."""
     queries: dict[str, str] = {}
-    reader, end = csv.reader(io.StringIO(read_text(path))), 0
-    for row in reader:
-        n, end = end + 1, reader.line_num  # n: the row's first line in the file
-        if any("\n" in f for f in row):
-            raise parse_error(path, n, "a quoted field runs past the end of its line (unbalanced quote?)")
-        if not row or not any(f.strip() for f in row):
-            continue
-        if n == 1 and row[0].strip() == "video_id":
-            continue
+    for n, row in read_csv_rows(path, header="video_id"):
         if len(row) < 2 or not row[1].strip() or not row[0].strip():
             raise parse_error(path, n, "expected video_id,query with both present")
         queries[row[0].strip()] = ",".join(row[1:]).strip()
@@ -73,7 +63,7 @@ class JHMDBSample:
     frame: int
     num_frames: int
     sentence: str
-    source: str = ""  # where the sentence is
+    source: str = field(default="", compare=False)  # where the sentence is
 
 
 def read_samples_metadata(path: str | os.PathLike) -> list[JHMDBSample]:

@@ -246,3 +246,25 @@ def test_tiny_model_tells_alike_actors_apart_by_their_action_unlike_the_image_on
     assert video["alike_samples"] > 100
     assert video["alike_miou"] > image["alike_miou"] + 0.05
     assert video["alike_p50"] > image["alike_p50"] + 0.05
+
+
+def test_lingual_network_trains_on_a2d_masks_and_benchmarks_as_the_image_baseline(small_sets, tmp_path, capsys):
+    import pytorch_lightning as pl
+
+    from datamodules.a2d_sentences import A2DSentencesDataModule
+
+    a2d, _ = small_sets
+    pl.seed_everything(0, verbose=False)
+    data = A2DSentencesDataModule(str(a2d), num_frames=1, input_size=64, batch_size=8, num_workers=0)
+    model = zoo.create_model("lingual_tiny", input_size=64, keep_aspect=False)
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=str(tmp_path), limit_val_batches=0)
+    trainer.fit(model, data)
+    ckpt = tmp_path / "lingual.ckpt"
+    trainer.save_checkpoint(ckpt)
+    code, text, _ = _run(capsys, "benchmark", "a2d", "--checkpoint", str(ckpt), "--root", str(a2d), "--out",
+                         str(tmp_path / "bench"), "--workers", "0")
+    assert code == 0 and "lingual" in text
+    report = json.loads((tmp_path / "bench" / "reports" / "lingual" / "a2d" / "performance.json").read_text())
+    assert report["meta"]["num_samples"] == len(A2DSentences(a2d, "test", 1, 1, 64))
+    assert report["meta"]["run_identity"]["model"]["class"].endswith("LingualSpecification")

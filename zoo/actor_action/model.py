@@ -24,7 +24,7 @@ from zoo.metrics.referring import ReferringSegmentationMetrics
 from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
 from zoo.nn.dynamic import spatial_map
 from zoo.nn.i3d import InceptionI3d
-from zoo.nn.text import MAX_TOKENS, Vocabulary, word_vectors
+from zoo.nn.text import MAX_TOKENS, Vocabulary, vocabulary_vectors, word_embedding
 from zoo.registry import register_model
 
 MODALITIES = ("rgb", "rgb+flow")  # as datamodules.clips.MODALITIES, which prepares the inputs
@@ -38,11 +38,7 @@ class SentenceCNN(nn.Module):
     def __init__(self, vocab_size: int, embed_dim: int = 300, channels: int = 1000, kernel: int = 2,
                  embeddings: torch.Tensor | None = None, freeze: bool = True) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        if embeddings is not None:
-            if tuple(embeddings.shape) != (vocab_size, embed_dim):
-                raise ValueError(f"embeddings {tuple(embeddings.shape)} do not fit ({vocab_size}, {embed_dim})")
-            self.embed.weight.data.copy_(embeddings)
+        self.embed = word_embedding(vocab_size, embed_dim, embeddings)
         self.embed.weight.requires_grad_(not freeze)
         self.conv = nn.Conv1d(embed_dim, channels, kernel)
         self.kernel = kernel
@@ -206,11 +202,7 @@ class ActorActionSegmentation(ZooModule):
 
     def _build_text(self, words: list[str]) -> None:
         hp = self.hparams
-        self.vocab = Vocabulary(words)
-        embeddings, embed_dim = None, hp.embed_dim
-        if hp.word_vectors_path:
-            embeddings, _ = word_vectors(self.vocab, hp.word_vectors_path)
-            embed_dim = embeddings.shape[1]
+        self.vocab, embeddings, embed_dim = vocabulary_vectors(words, hp.word_vectors_path, hp.embed_dim)
         self.text = SentenceCNN(len(self.vocab), embed_dim, hp.text_dim, hp.text_kernel, embeddings,
                                 freeze=embeddings is not None).to(self.decoder.scale.device)
 
@@ -281,8 +273,7 @@ class ActorActionSegmentation(ZooModule):
     def full_size(self, probs: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
         """Each (S, S) probability map resized (bilinear) to its frame's (H, W); the mask is where it exceeds
         ``threshold`` (the metrics' rule) and its score the mean probability inside."""
-        return [F.interpolate(p[None, None], size=tuple(hw), mode="bilinear", align_corners=False)[0, 0]
-                for p, hw in zip(probs, sizes)]
+        return resize_maps(probs, sizes)
 
     def _evaluate(self, batch: dict[str, Any], metrics: ReferringSegmentationMetrics) -> list[torch.Tensor]:
         probs = self.full_size(self.segment(batch["clip"], batch["sentence"], batch.get("source"), batch.get("flow")),
@@ -320,6 +311,12 @@ class ActorActionSegmentation(ZooModule):
             return optimizer
         epochs = max(int(self.trainer.max_epochs or 1), 1)
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
+
+
+def resize_maps(maps: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """(B, S, S) maps resized bilinearly to each frame's (H, W)."""
+    return [F.interpolate(m[None, None], size=tuple(hw), mode="bilinear", align_corners=False)[0, 0]
+            for m, hw in zip(maps, sizes)]
 
 
 FAITHFUL = dict(backbone="i3d", feature_endpoint="Mixed_4f", num_frames=16, input_size=512,

@@ -30,6 +30,14 @@ from zoo.hub import atomic_write_bytes
 from zoo.metrics.referring import SUMMARY_COLUMNS, ReferringSegmentationMetrics
 
 
+def clip_settings(model: Any) -> dict[str, Any]:
+    """The clips a segmentation model reads: ``num_frames``, ``frame_step``, ``input_size`` and ``modality`` from its
+    hyperparameters (an image model, such as the lingual network, reads one RGB frame)."""
+    hp = model.hparams
+    return {"num_frames": hp.get("num_frames", 1), "frame_step": hp.get("frame_step", 1),
+            "input_size": hp["input_size"], "modality": hp.get("modality", "rgb")}
+
+
 def video_groups(dataset: ClipSampleDataset) -> dict[str, list[int]]:
     """Sample indices by video, in the dataset's order."""
     groups: dict[str, list[int]] = {}
@@ -102,7 +110,7 @@ class SegmentationBenchmark(BenchmarkModule):
         if amp:
             torch.cuda.synchronize()
         self.seconds += time.perf_counter() - t0
-        threshold = self.model.hparams.threshold
+        threshold = self.model.hparams.get("threshold", 0.5)
         samples = []
         for k, prob in enumerate(probs):
             pred, gt = (prob > threshold).cpu(), batch["gt"][k].bool()
@@ -204,10 +212,10 @@ def benchmark_referring(
     weights came from)."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"--name must be a folder name, not {name!r}")
-    hp = model.hparams
-    for key in ("num_frames", "frame_step", "input_size", "modality"):
-        if getattr(dataset, key, hp[key]) != hp[key]:
-            raise ValueError(f"the dataset's {key} {getattr(dataset, key)} is not the model's {hp[key]}")
+    hp = clip_settings(model)
+    for key, value in hp.items():
+        if getattr(dataset, key, value) != value:
+            raise ValueError(f"the dataset's {key} {getattr(dataset, key)} is not the model's {value}")
     out_dir = Path(out_dir)
     identity = run_identity(model, **protocol)
     store = ResultStore(out_dir / "results" / name / protocol["dataset"], identity, suffix=".json")
@@ -261,16 +269,17 @@ def run_segmentation(p: Any, a: Any, make_dataset: Any, protocol: dict[str, Any]
     dataset cut for that model's clips) and print the table."""
     import sys
 
-    from zoo.actor_action import ActorActionSegmentation
     from zoo.benchmark.commands.otb import build_model
 
     model, source = build_model(p, a)
-    if not isinstance(model, ActorActionSegmentation):
+    if not callable(getattr(model, "segment", None)):
         p.error(f"{a.model or a.checkpoint} is a {type(model).__name__}, not a referring-segmentation model "
-                "(actor_action_*)")
+                "(actor_action_*, or a lingual_* network trained on A2D Sentences)")
     name = a.name or a.model or Path(a.checkpoint).stem
-    dataset = make_dataset(dict(model.hparams))
-    if model.text is None:  # an untrained --model: random embeddings for the benchmark's own words
+    dataset = make_dataset(clip_settings(model))
+    if getattr(model, "text", None) is None:  # an untrained --model: random embeddings for the benchmark's words
+        if not callable(getattr(model, "build_vocabulary", None)):
+            p.error(f"{a.model or a.checkpoint} has no vocabulary: train it first")
         model.build_vocabulary(dataset.sentences())
         source = {**source, "vocabulary": "the benchmark's sentences"}
     report = benchmark_referring(model, dataset, a.out, name, {**protocol, "source": source}, chunk=a.batch_size,

@@ -23,7 +23,7 @@ from zoo.loading import apply_state_dict, checkpoint_state_dict
 from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import DynamicFilter, spatial_map
-from zoo.nn.text import MAX_TOKENS, SentenceEncoder, Vocabulary, word_vectors
+from zoo.nn.text import MAX_TOKENS, SentenceEncoder, Vocabulary, vocabulary_vectors
 from zoo.registry import register_model
 
 VGG16_CONV_LAYERS = 31  # conv1_1 .. pool5: the first modules of vgg16_fcn, len(torchvision's vgg16().features)
@@ -157,11 +157,7 @@ class LingualSpecification(ZooModule):
 
     def _build_text(self, words: list[str]) -> None:
         hp = self.hparams
-        self.vocab = Vocabulary(words)
-        embeddings, embed_dim = None, hp.embed_dim
-        if hp.word_vectors_path:
-            embeddings, _ = word_vectors(self.vocab, hp.word_vectors_path)
-            embed_dim = embeddings.shape[1]
+        self.vocab, embeddings, embed_dim = vocabulary_vectors(words, hp.word_vectors_path, hp.embed_dim)
         self.text = SentenceEncoder(len(self.vocab), embed_dim, hp.hidden, embeddings).to(self.mean.device)
 
     def setup(self, stage: str) -> None:
@@ -213,9 +209,11 @@ class LingualSpecification(ZooModule):
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens = self.tokens(list(batch["sentence"]))
-        f = self.features(batch["image"])
-        size = batch["image"].shape[-2:]
-        masks = box_masks(batch["box"], size)
+        images = batch_images(batch)
+        f = self.features(images)
+        size = images.shape[-2:]
+        # boxes (grounding data) or, from referring-segmentation clips (A2D Sentences), the actor's mask
+        masks = batch["mask"][:, None].to(f.dtype) if "mask" in batch else box_masks(batch["box"], size)
         outputs = [self.respond(f, tokens)]
         if self.attention is not None:  # Choice: in training the target features come from the same frame's box
             outputs.append(self.respond(f, tokens, self.target_features(f, batch["box"].to(f))))
@@ -225,11 +223,11 @@ class LingualSpecification(ZooModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["sentence"]))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=batch["image"].shape[0], sync_dist=True)
+        self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=len(batch["sentence"]), sync_dist=True)
 
     def on_fit_start(self) -> None:
         check_datamodule_agrees(self, ("input_size", "keep_aspect"))
@@ -308,6 +306,22 @@ class LingualSpecification(ZooModule):
             boxes.append([x1, y1, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
         return np.asarray(boxes, dtype=np.float64)
 
+    @torch.no_grad()
+    def segment(self, clip: torch.Tensor, sentences: list[str], sources: list[str] | None = None,
+                flow: torch.Tensor | None = None) -> torch.Tensor:
+        """Probabilities (B, S, S) of the sentences in the middle frames of uint8 (B, 3, T, S, S) clips: the
+        response upsampled as in training. Li et al.'s network as the image baseline of actor-and-action
+        segmentation (Gavrilyuk et al., CVPR 2018, Table 1); ``flow`` is not read."""
+        images = batch_images({"clip": clip.to(self.mean.device)})
+        logits = self.respond(self.features(images), self.tokens(sentences))
+        return torch.sigmoid(self.upsampled(logits, tuple(images.shape[-2:])).float())[:, 0]
+
+    def full_size(self, probs: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """Each probability map resized to its frame's (H, W) (``zoo.actor_action.model.resize_maps``)."""
+        from zoo.actor_action.model import resize_maps
+
+        return resize_maps(probs, sizes)
+
     def tracker(self, **kwargs: Any):  # noqa: ANN201
         """Model I: this network grounding the sentence in every frame (``zoo.lang_tracker.LingualTracker``)."""
         from zoo.lang_tracker.tracker import LingualTracker
@@ -342,6 +356,15 @@ class WordAttention(nn.Module):
 
     def forward(self, states: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return (self.weights(states, target, mask)[..., None] * states).sum(1)
+
+
+def batch_images(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """uint8 (B, 3, S, S) frames of a batch: its ``image``, or the middle frame of each of its ``clip`` (B, 3, T, S,
+    S), the annotated frame of a referring-segmentation sample."""
+    if "image" in batch:
+        return batch["image"]
+    clip = batch["clip"]
+    return clip[:, :, clip.shape[2] // 2]
 
 
 def box_masks(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -100,6 +100,27 @@ def word_vectors(
     return torch.from_numpy(weights), found
 
 
+def word_embedding(vocab_size: int, embed_dim: int, embeddings: torch.Tensor | None = None) -> nn.Embedding:
+    """An embedding table (``<pad>`` = 0), initialised from ``embeddings`` (vocab_size, embed_dim) when given."""
+    embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+    if embeddings is not None:
+        if tuple(embeddings.shape) != (vocab_size, embed_dim):
+            raise ValueError(f"embeddings {tuple(embeddings.shape)} do not fit ({vocab_size}, {embed_dim})")
+        embed.weight.data.copy_(embeddings)
+    return embed
+
+
+def vocabulary_vectors(words: list[str], vectors_path: str | None, embed_dim: int
+                       ) -> tuple[Vocabulary, torch.Tensor | None, int]:
+    """The vocabulary of ``words``, its word2vec vectors from ``vectors_path`` (None without a file) and the
+    embedding size (the file's, else ``embed_dim``)."""
+    vocab = Vocabulary(words)
+    if not vectors_path:
+        return vocab, None, embed_dim
+    embeddings, _ = word_vectors(vocab, vectors_path)
+    return vocab, embeddings, embeddings.shape[1]
+
+
 class SentenceEncoder(nn.Module):
     """Word embeddings and an LSTM; ``forward`` gives every hidden state and the last one, h_T."""
 
@@ -107,11 +128,7 @@ class SentenceEncoder(nn.Module):
         self, vocab_size: int, embed_dim: int = 300, hidden: int = 1000, embeddings: torch.Tensor | None = None
     ) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        if embeddings is not None:
-            if tuple(embeddings.shape) != (vocab_size, embed_dim):
-                raise ValueError(f"embeddings {tuple(embeddings.shape)} do not fit ({vocab_size}, {embed_dim})")
-            self.embed.weight.data.copy_(embeddings)
+        self.embed = word_embedding(vocab_size, embed_dim, embeddings)
         self.lstm = nn.LSTM(embed_dim, hidden, batch_first=True)
         self.hidden = hidden
 
