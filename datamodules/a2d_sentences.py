@@ -198,7 +198,8 @@ class A2DSentences(ClipSampleDataset):
     ``frame_step`` apart around each annotated frame, resized to ``input_size`` square (``augment``: the
     datamodule's training augmentation). ``cache`` keeps every decoded video and read mask in memory (per
     process: for small datasets read many times, such as the synthetic ones). Videos listed as missed are left
-    out; a video with queries but no annotation folder is counted in ``missing`` and left out (warning), as is a
+    out; a video with queries but no annotation folder is counted in ``missing`` (by video id; a query by
+    ``<video>#<line>``) and left out (warning), as is a
     query with no mask in any frame.
     """
 
@@ -257,7 +258,7 @@ class A2DSentences(ClipSampleDataset):
                         found.add(q.line)
             for q in by_video[vid]:
                 if q.line not in found:
-                    self.missing[f"{vid}#{q.instance}"] = f"{self.root / ANNOTATION}:{q.line}: no mask in any frame"
+                    self.missing[f"{vid}#{q.line}"] = f"{self.root / ANNOTATION}:{q.line}: no mask in any frame"
         if self.missing:
             log.warning("A2D Sentences %s: %d video(s) or queries without masks left out; first: %s",
                         subset, len(self.missing), next(iter(self.missing.values())))
@@ -300,6 +301,8 @@ class A2DSentences(ClipSampleDataset):
             reader = open_video(path, self.backend)
             n = len(reader)
         if s.frame > n:
+            if self.cache is None:
+                reader.close()
             raise VideoReadError(f"{path}: annotated frame {s.frame} ({h5.name}) is past its {n} frames")
         indices = clip_indices(s.frame - 1, n, self.num_frames, self.frame_step)
         if self.cache is not None:

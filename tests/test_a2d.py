@@ -191,7 +191,7 @@ def test_a2d_actor_hidden_on_annotated_frames(tmp_path):
     assert ann.instances == [0] and np.array_equal(ann.masks[0], v.objects[0].masks[first - 1])
     ds = A2DSentences(tmp_path, "train", num_frames=2, input_size=16)
     assert [(s.frame, s.instance) for s in ds.samples] == [(first, 0)] + [(t, k) for t in rest for k in (0, 1)]
-    assert ds.missing == {f"{v.name}#2": f"{tmp_path / a2d.ANNOTATION}:4: no mask in any frame"}
+    assert ds.missing == {f"{v.name}#4": f"{tmp_path / a2d.ANNOTATION}:4: no mask in any frame"}
     assert np.array_equal(ds[0]["gt"].numpy(), v.objects[0].masks[first - 1])
 
 

@@ -102,6 +102,22 @@ def test_rgb_and_flow_variant_reads_the_clips_flow(small_sets):
         model(batch["clip"], model.tokens(batch["sentence"]))
 
 
+def test_a_checkpoint_trained_with_word_vectors_loads_without_the_vectors_file(tmp_path):
+    from gensim.test.utils import datapath
+
+    model = zoo.create_model("actor_action_tiny", vocab=WORDS, word_vectors_path=datapath("lee_fasttext.vec"))
+    width = model.text.embed.weight.shape[1]
+    assert model.hparams.embed_dim == width and model.hparams.freeze_embeddings is True
+    assert not model.text.embed.weight.requires_grad
+    ckpt = tmp_path / "vectors.ckpt"
+    hparams = {**dict(model.hparams), "word_vectors_path": str(tmp_path / "gone.bin")}  # the file is elsewhere now
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams,
+                "zoo": {"class_path": "zoo.actor_action.model.ActorActionSegmentation"}}, ckpt)
+    loaded = zoo.load(checkpoint_path=ckpt)
+    assert torch.equal(loaded.text.embed.weight, model.text.embed.weight)
+    assert not loaded.text.embed.weight.requires_grad
+
+
 def test_a_wrong_input_size_is_a_clear_error():
     with pytest.raises(ValueError, match="decoder_channels"):
         zoo.create_model("actor_action_tiny", vocab=WORDS, input_size=100)
@@ -149,6 +165,11 @@ def test_benchmark_a2d_writes_resumes_and_scores_what_the_model_predicts(small_s
     stamp = {f: f.stat().st_mtime_ns for f in files}
     code, _, err = _run(capsys, *args)
     assert code == 0 and "resumed" in err and all(f.stat().st_mtime_ns == t for f, t in stamp.items())
+    # a damaged result file is run again, the others are kept
+    files[0].write_text('{"samples": [')
+    code, _, _ = _run(capsys, *args)
+    assert code == 0 and json.loads(files[0].read_text())["samples"]
+    assert all(f.stat().st_mtime_ns == t for f, t in stamp.items() if f != files[0])
     code, _, err = _run(capsys, "benchmark", "a2d", "--model", "actor_action_tiny", "--name", "tiny", "--root",
                         str(a2d), "--out", str(out), "--workers", "0")
     assert code == 2 and "holds the results of another run" in err and err.count("\n") == 1

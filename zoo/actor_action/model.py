@@ -138,6 +138,7 @@ class ActorActionSegmentation(ZooModule):
         text_kernel: int = 2,
         max_tokens: int = MAX_TOKENS,
         word_vectors_path: str | None = None,
+        freeze_embeddings: bool | None = None,
         resolution_weights: tuple[float, ...] | None = None,
         threshold: float = 0.5,
         optimizer: str = "adam",
@@ -174,6 +175,11 @@ class ActorActionSegmentation(ZooModule):
         self.val_metrics = ReferringSegmentationMetrics(threshold=threshold)
         self.test_metrics = ReferringSegmentationMetrics(threshold=threshold)
 
+    @classmethod
+    def rebuild_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """As ``ZooModule.rebuild_kwargs``, and the word vectors are not read again: the checkpoint holds them."""
+        return {**super().rebuild_kwargs(kwargs), "word_vectors_path": None}
+
     def _encoder(self, in_channels: int) -> tuple[nn.Module, int]:
         """A video encoder of ``in_channels`` (3: RGB, 2: flow) and its output channels; sets ``self.stride``."""
         hp = self.hparams
@@ -203,8 +209,11 @@ class ActorActionSegmentation(ZooModule):
     def _build_text(self, words: list[str]) -> None:
         hp = self.hparams
         self.vocab, embeddings, embed_dim = vocabulary_vectors(words, hp.word_vectors_path, hp.embed_dim)
+        freeze = embeddings is not None if hp.freeze_embeddings is None else hp.freeze_embeddings
+        # what was used, so the checkpoint rebuilds without the vectors file (``rebuild_kwargs``)
+        self.hparams["embed_dim"], self.hparams["freeze_embeddings"] = embed_dim, freeze
         self.text = SentenceCNN(len(self.vocab), embed_dim, hp.text_dim, hp.text_kernel, embeddings,
-                                freeze=embeddings is not None).to(self.decoder.scale.device)
+                                freeze=freeze).to(self.decoder.scale.device)
 
     def setup(self, stage: str) -> None:
         """Without a vocabulary, build it from the datamodule's training sentences (saved as a hyperparameter)."""
@@ -305,11 +314,19 @@ class ActorActionSegmentation(ZooModule):
     def on_fit_start(self) -> None:
         check_datamodule_agrees(self, ("num_frames", "frame_step", "input_size", "modality"))
 
+    def on_validation_start(self) -> None:
+        self.on_fit_start()
+
+    def on_test_start(self) -> None:
+        self.on_fit_start()
+
     def configure_optimizers(self) -> Any:
         optimizer = hparams_optimizer(self)
         if self.hparams.lr_schedule == "constant":
             return optimizer
-        epochs = max(int(self.trainer.max_epochs or 1), 1)
+        epochs = int(self.trainer.max_epochs or 0)
+        if epochs < 1:
+            raise ValueError("lr_schedule 'cosine' decays over trainer.max_epochs: set it (not -1)")
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)}
 
 

@@ -11,6 +11,7 @@ mean IoU) are computed from the result files, so a resumed run scores exactly as
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -113,7 +114,7 @@ class SegmentationBenchmark(BenchmarkModule):
         threshold = self.model.hparams.get("threshold", 0.5)
         samples = []
         for k, prob in enumerate(probs):
-            pred, gt = (prob > threshold).cpu(), batch["gt"][k].bool()
+            pred, gt = (prob > threshold).cpu(), batch["gt"][k].bool().cpu()
             score = float(prob[prob > threshold].mean()) if pred.any() else 0.0
             samples.append({
                 "index": int(batch["index"][k]), "frame": int(batch["frame"][k]),
@@ -126,18 +127,35 @@ class SegmentationBenchmark(BenchmarkModule):
         self.ran += 1
         self.frames += len(samples)
 
+    def on_test_epoch_end(self) -> None:
+        """No collective: a rank whose share of the videos is empty never runs the test loop (Lightning skips an
+        empty loader), so counts stay per rank (rank 0's speed is reported) and results are read from the files."""
 
-def read_results(store: ResultStore, videos: list[str]) -> list[dict[str, Any]]:
-    """Every sample of ``videos``' result files; a missing or malformed file is a DatasetError naming it."""
+
+RESULT_KEYS = ("index", "intersection", "union", "gt_area", "score")
+
+
+def read_result(path: Path, indices: list[int]) -> list[dict[str, Any]] | None:
+    """The samples of one video's result file if it is complete for the sample ``indices``, else None (a missing,
+    corrupt, partial or stale file: the video is run again)."""
+    try:
+        samples = json.loads(path.read_bytes())["samples"]
+        if sorted(int(s["index"]) for s in samples) == sorted(indices) and all(
+                all(k in s for k in RESULT_KEYS) for s in samples):
+            return samples
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def read_results(store: ResultStore, groups: dict[str, list[int]]) -> list[dict[str, Any]]:
+    """Every sample of the videos' result files; a missing or incomplete file is a DatasetError naming it."""
     samples = []
-    for video in videos:
-        path = store.path(video)
-        try:
-            samples += json.loads(path.read_bytes())["samples"]
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: result file missing (the run did not finish)") from None
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-            raise DatasetError(f"{path}: not a result file of zoo benchmark") from None
+    for video, indices in groups.items():
+        found = read_result(store.path(video), indices)
+        if found is None:
+            raise DatasetError(f"{store.path(video)}: result file missing or incomplete (the run did not finish)")
+        samples += found
     return samples
 
 
@@ -188,11 +206,10 @@ def draw_samples(dataset: ClipSampleDataset, samples: list[dict[str, Any]], path
         ax.axis("off")
     fig.suptitle("red: predicted mask, green: ground truth", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=90)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -221,16 +238,16 @@ def benchmark_referring(
     store = ResultStore(out_dir / "results" / name / protocol["dataset"], identity, suffix=".json")
     store.check()
     groups = video_groups(dataset)
-    todo = [g for video, g in groups.items() if not store.path(video).is_file()]
+    todo = [g for video, g in groups.items() if read_result(store.path(video), g) is None]
     module = SegmentationBenchmark(model, store, chunk)
     data = VideoData(dataset, todo, num_workers)
     if todo:
         is_zero = run_test_loop(module, data, use_distributed_sampler=False, **trainer_kwargs)
         if not is_zero:
             return None
-    elif int(os.environ.get("RANK", "0")) != 0:  # every video was done: nothing to run, rank 0 scores
+    elif int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) != 0:  # all done: rank 0 scores
         return None
-    samples = read_results(store, list(groups))
+    samples = read_results(store, groups)
     scores = score(samples)
     report = {
         "dataset": protocol["dataset"], "name": name, **scores,

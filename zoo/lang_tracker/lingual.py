@@ -215,6 +215,9 @@ class LingualSpecification(ZooModule):
         # boxes (grounding data) or, from referring-segmentation clips (A2D Sentences), the actor's mask
         masks = batch["mask"][:, None].to(f.dtype) if "mask" in batch else box_masks(batch["box"], size)
         outputs = [self.respond(f, tokens)]
+        if self.attention is not None and "box" not in batch:
+            raise ValueError("word attention (attention=True) trains on target boxes; these batches have masks only "
+                             "(A2D Sentences): build the network with attention=False")
         if self.attention is not None:  # Choice: in training the target features come from the same frame's box
             outputs.append(self.respond(f, tokens, self.target_features(f, batch["box"].to(f))))
         return sum(

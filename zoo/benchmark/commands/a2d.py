@@ -21,5 +21,10 @@ def main(argv: Sequence[str]) -> int:
         return A2DSentences(a.root, a.subset, model_hp["num_frames"], model_hp["frame_step"], model_hp["input_size"],
                             modality=model_hp["modality"])
 
-    protocol = {"dataset": "a2d", "root": str(Path(a.root).resolve()), "subset": a.subset}
+    from datamodules.a2d_sentences import ANNOTATION, VIDEOSET
+    from zoo.hub import sha256sum
+
+    root = Path(a.root)
+    protocol = {"dataset": "a2d", "root": str(root.resolve()), "subset": a.subset,
+                "annotations_sha256": {f: sha256sum(root / f) for f in (VIDEOSET, ANNOTATION) if (root / f).is_file()}}
     return run_segmentation(p, a, dataset, protocol)

@@ -24,5 +24,12 @@ def main(argv: Sequence[str]) -> int:
         return JHMDBSentences(a.root, a.samples, a.metadata, model_hp["num_frames"], model_hp["frame_step"],
                               model_hp["input_size"], modality=model_hp["modality"])
 
-    protocol = {"dataset": "jhmdb-sentences", "root": str(Path(a.root).resolve()), "samples": a.samples}
+    from datamodules.jhmdb_sentences import ANNOTATION, METADATA
+    from zoo.hub import sha256sum
+
+    root = Path(a.root)
+    listed = Path(a.metadata) if a.metadata else root / METADATA
+    files = [listed] if a.samples == "three" else [root / ANNOTATION]
+    protocol = {"dataset": "jhmdb-sentences", "root": str(root.resolve()), "samples": a.samples,
+                "lists_sha256": {str(f.resolve()): sha256sum(f) for f in files if f.is_file()}}
     return run_segmentation(p, a, dataset, protocol)
