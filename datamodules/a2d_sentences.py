@@ -349,7 +349,9 @@ class A2DSentencesDataModule(ZooDataModule):
                             hp.on_error, modality=hp.modality, cache=hp.cache)
 
     def train_sentences(self) -> list[str]:
-        return self.dataset("train").sentences()
+        """The training sentences (for the model's vocabulary): those of the set-up training set, else indexed now."""
+        train_set = getattr(self, "train_set", None)
+        return (train_set if train_set is not None else self.dataset("train")).sentences()
 
     def setup(self, stage: str) -> None:
         if stage == "fit":

@@ -114,8 +114,9 @@ class SegmentationBenchmark(BenchmarkModule):
         threshold = self.model.hparams.get("threshold", 0.5)
         samples = []
         for k, prob in enumerate(probs):
-            pred, gt = (prob > threshold).cpu(), batch["gt"][k].bool().cpu()
-            score = float(prob[prob > threshold].mean()) if pred.any() else 0.0
+            above = prob > threshold
+            pred, gt = above.cpu(), batch["gt"][k].bool().cpu()
+            score = float(prob[above].mean()) if pred.any() else 0.0
             samples.append({
                 "index": int(batch["index"][k]), "frame": int(batch["frame"][k]),
                 "instance": int(batch["instance"][k]), "sentence": batch["sentence"][k],
@@ -148,11 +149,13 @@ def read_result(path: Path, indices: list[int]) -> list[dict[str, Any]] | None:
     return None
 
 
-def read_results(store: ResultStore, groups: dict[str, list[int]]) -> list[dict[str, Any]]:
-    """Every sample of the videos' result files; a missing or incomplete file is a DatasetError naming it."""
+def read_results(store: ResultStore, groups: dict[str, list[int]],
+                 done: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """Every sample of the videos' result files (``done``: those already read); a missing or incomplete file is a
+    DatasetError naming it."""
     samples = []
     for video, indices in groups.items():
-        found = read_result(store.path(video), indices)
+        found = (done or {}).get(video) or read_result(store.path(video), indices)
         if found is None:
             raise DatasetError(f"{store.path(video)}: result file missing or incomplete (the run did not finish)")
         samples += found
@@ -238,7 +241,8 @@ def benchmark_referring(
     store = ResultStore(out_dir / "results" / name / protocol["dataset"], identity, suffix=".json")
     store.check()
     groups = video_groups(dataset)
-    todo = [g for video, g in groups.items() if read_result(store.path(video), g) is None]
+    done = {video: read_result(store.path(video), g) for video, g in groups.items()}
+    todo = [g for video, g in groups.items() if done[video] is None]
     module = SegmentationBenchmark(model, store, chunk)
     data = VideoData(dataset, todo, num_workers)
     if todo:
@@ -247,7 +251,7 @@ def benchmark_referring(
             return None
     elif int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) != 0:  # all done: rank 0 scores
         return None
-    samples = read_results(store, groups)
+    samples = read_results(store, groups, {v: found for v, found in done.items() if found is not None})
     scores = score(samples)
     report = {
         "dataset": protocol["dataset"], "name": name, **scores,
