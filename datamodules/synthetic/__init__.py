@@ -5,41 +5,60 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from datamodules.synthetic.generator import (
     MOTIONS,
     PALETTE,
     SHAPES,
+    TUBE_CLASSES,
     ObjectTrack,
     SynthConfig,
     SyntheticVideo,
+    TubeVideo,
     generate_actor_video,
+    generate_tube_video,
     generate_video,
 )
 from datamodules.synthetic.writers import (
     write_a2d,
     write_alov,
+    write_jhmdb,
     write_jhmdb_sentences,
     write_otb,
     write_otb99lang,
     write_ucf101,
+    write_ucf101_24,
+    write_ucfsports,
 )
 from zoo.errors import DatasetError
 
 WRITERS = {"otb": write_otb, "otb99lang": write_otb99lang, "alov": write_alov, "ucf101": write_ucf101,
-           "a2d": write_a2d, "jhmdb-sentences": write_jhmdb_sentences}
+           "a2d": write_a2d, "jhmdb-sentences": write_jhmdb_sentences,
+           "ucf101-24": write_ucf101_24, "jhmdb": write_jhmdb, "ucfsports": write_ucfsports}
 ACTOR_FORMATS = ("a2d", "jhmdb-sentences")
+# action-tube formats and their generate_tube_video options: UCF101-24 is untrimmed with one or two actors; J-HMDB
+# clips are trimmed to the action with one actor, UCF-Sports's too with one or two
+TUBE_FORMATS: dict[str, dict] = {
+    "ucf101-24": {"actors": (1, 2), "trimmed": False},
+    "jhmdb": {"actors": (1, 1), "trimmed": True},
+    "ucfsports": {"actors": (1, 2), "trimmed": True},
+}
 
 
 def generate_videos(num_videos: int, seed: int = 0, cfg: SynthConfig | None = None, action: bool = False,
-                    actors: bool = False):
+                    actors: bool = False, tubes: dict | None = None) -> Iterator[SyntheticVideo]:
     """Videos 0..num_videos-1 of ``seed``. For ``action`` data the target's motion cycles through
     MOTIONS (balanced classes) and the distractors stand still, so the label is the one motion seen. For
     ``actors`` (referring segmentation) every object is an actor in view with a sentence that names its look and
-    action, and actor 1 looks like actor 0 (``generate_actor_video``)."""
+    action, and actor 1 looks like actor 0 (``generate_actor_video``). ``tubes``: action-tube videos
+    (``generate_tube_video`` with these options), their class cycling through the classes (balanced)."""
     for i in range(num_videos):
-        if actors:
+        if tubes is not None:
+            classes = tubes.get("classes", TUBE_CLASSES)
+            yield generate_tube_video(seed, i, cfg, label=i % len(classes), **tubes)
+        elif actors:
             yield generate_actor_video(seed, i, cfg)
         elif action:
             yield generate_video(seed, i, cfg, MOTIONS[i % len(MOTIONS)], distractor_motions=("still",))
@@ -69,7 +88,8 @@ def synthesize(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        videos = generate_videos(num_videos, seed, cfg, action=fmt == "ucf101", actors=fmt in ACTOR_FORMATS)
+        videos = generate_videos(num_videos, seed, cfg, action=fmt == "ucf101", actors=fmt in ACTOR_FORMATS,
+                                 tubes=TUBE_FORMATS.get(fmt))
         if progress:
             from tqdm import tqdm
 
@@ -84,6 +104,7 @@ def synthesize(
 
 
 __all__ = [
-    "MOTIONS", "PALETTE", "SHAPES", "ObjectTrack", "SynthConfig", "SyntheticVideo", "WRITERS",
-    "generate_actor_video", "generate_video", "generate_videos", "synthesize",
+    "MOTIONS", "PALETTE", "SHAPES", "TUBE_CLASSES", "TUBE_FORMATS", "ObjectTrack", "SynthConfig", "SyntheticVideo",
+    "TubeVideo", "WRITERS", "generate_actor_video", "generate_tube_video", "generate_video", "generate_videos",
+    "synthesize",
 ]

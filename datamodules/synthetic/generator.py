@@ -9,10 +9,12 @@ Video ``i`` of seed ``s`` is the same whatever the number of videos asked for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
+
+from datamodules.action_tubes import Tube, VideoTubes
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -26,6 +28,7 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "diamond")
 MOTIONS = ("linear", "bouncing", "circular", "zigzag", "still", "growing", "shrinking")
+TUBE_CLASSES = tuple(m for m in MOTIONS if m != "still")  # standing still is no action
 
 
 @dataclass
@@ -262,13 +265,22 @@ def generate_actor_video(seed: int, index: int, cfg: SynthConfig | None = None, 
 
 
 def _render(
-    rng: np.random.Generator, cfg: SynthConfig, specs: list[tuple[str, str, str, int]], keep_inside: list[bool]
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    specs: list[tuple[str, str, str, int]],
+    keep_inside: list[bool],
+    motions: list[_Motion] | None = None,
+    spans: list[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Motion]]:
     """Frames (T, H, W, 3), boxes (n, T, 4), visible masks (n, T, H, W) and the motions of objects ``specs``
-    (shape, colour, motion, half-size), drawn from ``rng`` in a fixed order."""
+    (shape, colour, motion, half-size), drawn from ``rng`` in a fixed order. Given ``motions`` are used as they
+    are; with ``spans`` object k exists only in frames ``spans[k][0] .. spans[k][1]`` (0-based, inclusive), and its
+    motion runs from its own first frame (time ``t - spans[k][0]``)."""
     h, w, T = cfg.height, cfg.width, cfg.num_frames
     n_obj = len(specs)
-    motions = [_Motion(m, rng, cfg, r, keep_inside=keep_inside[k]) for k, (_, _, m, r) in enumerate(specs)]
+    if motions is None:
+        motions = [_Motion(m, rng, cfg, r, keep_inside=keep_inside[k]) for k, (_, _, m, r) in enumerate(specs)]
+    spans = spans or [(0, T - 1)] * n_obj
     depth = rng.permutation(n_obj)  # drawn back to front
     textures = [_texture(rng, h, w, int(rng.integers(8, 20))) for _ in range(n_obj)]
     background = _background(rng, h, w)
@@ -288,8 +300,10 @@ def _render(
     for t in range(T):
         canvas = background.copy()
         for k in depth:
+            if not spans[k][0] <= t <= spans[k][1]:
+                continue
             shape, colour, _, _ = specs[k]
-            cx, cy, rr = motions[k](t)
+            cx, cy, rr = motions[k](t - spans[k][0])
             cx, cy, rr = int(round(cx)), int(round(cy)), max(int(round(rr)), 2)
             full = _shape_mask(shape, cx, cy, rr, h, w)
             if not full.any():
@@ -303,3 +317,107 @@ def _render(
             masks[k, t] = full
         frames[t] = np.clip(canvas * gain[t], 0, 255).astype(np.uint8)
     return frames, boxes, masks, motions
+
+
+@dataclass
+class TubeVideo(SyntheticVideo):
+    """An untrimmed video for spatio-temporal action detection: ``objects[k]`` is actor k, whose action is its
+    motion (``classes.index(motion)`` its label) and who is in the video exactly during its tube, ``spans[k]`` =
+    (first, last) 1-based frame numbers; its ``boxes`` are NaN outside the tube. ``label``: the video's class
+    (actor 0's)."""
+
+    classes: tuple[str, ...] = TUBE_CLASSES
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def actor_label(self, k: int) -> int:
+        return self.classes.index(self.objects[k].motion)
+
+    def tubes(self) -> list[Tube]:
+        """The actors' ground-truth tubes: rows ``frame, x1, y1, x2, y2`` with ``x2 = x + w`` (the pixel after the
+        box's last one, as the ``pyannot.pkl`` reader takes it), clipped to the image."""
+        tubes = []
+        for k, obj in enumerate(self.objects):
+            first, last = self.spans[k]
+            x, y, w, h = obj.boxes[first - 1:last].T
+            frames = np.arange(first, last + 1, dtype=np.float64)
+            tubes.append(Tube(self.actor_label(k), np.stack([frames, x, y, x + w, y + h], axis=1)))
+        return tubes
+
+    def video_tubes(self, name: str | None = None) -> VideoTubes:
+        """This video's annotation under ``name`` (default its own)."""
+        h, w = self.frames.shape[1:3]
+        return VideoTubes(name or self.name, len(self.frames), (h, w), self.label, self.tubes())
+
+
+def _tube_span(rng: np.random.Generator, num_frames: int, fraction: tuple[float, float], trimmed: bool
+               ) -> tuple[int, int]:
+    """0-based first and last frame of a tube of ``fraction`` of the video, with at least one frame without it
+    before and after (the whole video when ``trimmed``)."""
+    length = int(round(rng.uniform(*fraction) * num_frames))
+    length = min(max(length, 2), num_frames - 2)
+    start = int(rng.integers(1, num_frames - length))  # drawn even when trimmed: the same draws either way
+    if trimmed or num_frames < 4:
+        return 0, num_frames - 1
+    return start, start + length - 1
+
+
+def _shows_its_motion(motion: _Motion, length: int) -> bool:
+    """Whether ``length`` frames of ``motion`` tell its class: a bouncing actor must bounce at least once (else it
+    moves like a linear one)."""
+    if motion.kind != "bouncing":
+        return True
+    xy = np.array([motion(t)[:2] for t in range(length)])
+    step = np.sign(np.round(np.diff(xy, axis=0), 6))
+    return bool((step[1:] * step[:-1] < 0).any())
+
+
+def generate_tube_video(
+    seed: int,
+    index: int,
+    cfg: SynthConfig | None = None,
+    classes: tuple[str, ...] = TUBE_CLASSES,
+    actors: tuple[int, int] = (1, 2),
+    label: int | str | None = None,
+    same_class: bool = True,
+    tube_fraction: tuple[float, float] = (0.5, 0.85),
+    trimmed: bool = False,
+) -> TubeVideo:
+    """Video ``index`` of ``seed`` for spatio-temporal action detection (UCF101-24 / J-HMDB / UCF-Sports style).
+
+    ``actors[0]`` to ``actors[1]`` actors, kept in view and free to occlude each other. An actor's class is its
+    motion (one of ``classes``, names from ``MOTIONS``); its look (shape, colour, size) is drawn before and
+    independently of the class, so one frame cannot tell the action and only motion can. ``label`` fixes the
+    video's class (index into ``classes`` or name); with ``same_class`` every actor does it, as in UCF101-24 where
+    all tubes of a video carry the video's label, else each actor draws its own. Each tube lasts
+    ``tube_fraction`` of the video and starts and ends inside it; the actor is absent before and after (as in
+    UCF101-24, whose boxes exist only during the action). ``trimmed``: tubes cover the whole video (J-HMDB,
+    UCF-Sports). The motion runs over the tube as if the tube were the video (a linear actor crosses, a growing one
+    doubles, within its tube). Changing ``label`` changes only the motions: the looks and spans stay the same."""
+    cfg = cfg or SynthConfig()
+    unknown = [c for c in classes if c not in MOTIONS]
+    if unknown or not classes:
+        raise ValueError(f"classes must be motions of {MOTIONS}, not {unknown or 'none'}")
+    if isinstance(label, str):
+        label = classes.index(label)
+    rng = np.random.default_rng([seed, index, 1])  # its own stream: not the videos of generate_video
+    n_actors = int(rng.integers(actors[0], actors[1] + 1))
+    looks = [(SHAPES[int(rng.integers(len(SHAPES)))], list(PALETTE)[int(rng.integers(len(PALETTE)))],
+              int(rng.integers(cfg.min_size, cfg.max_size + 1))) for _ in range(n_actors)]
+    spans = [_tube_span(rng, cfg.num_frames, tube_fraction, trimmed) for _ in range(n_actors)]
+    drawn = [int(rng.integers(len(classes))) for _ in range(n_actors)]
+    video_label = drawn[0] if label is None else int(label)
+    labels = [video_label if same_class or k == 0 else c for k, c in enumerate(drawn)]
+    specs = [(shape, colour, classes[c], r) for (shape, colour, r), c in zip(looks, labels)]
+    motions = []
+    for (_, _, kind, r), (first, last) in zip(specs, spans):
+        local = replace(cfg, num_frames=last - first + 1)
+        for _ in range(20):  # redraw (deterministically) until the tube shows its motion
+            motion = _Motion(kind, rng, local, r, keep_inside=True)
+            if _shows_its_motion(motion, local.num_frames):
+                break
+        motions.append(motion)
+    frames, boxes, masks, _ = _render(rng, cfg, specs, [True] * n_actors, motions, spans)
+    objects = [ObjectTrack(shape, colour, kind, describe("", colour, shape, kind, m.vx, m.vy), boxes[k], masks[k])
+               for k, ((shape, colour, kind, _), m) in enumerate(zip(specs, motions))]
+    return TubeVideo(f"tubes{seed:03d}_{index:05d}", frames, objects, cfg.fps, video_label, tuple(classes),
+                     [(first + 1, last + 1) for first, last in spans])

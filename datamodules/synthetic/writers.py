@@ -3,7 +3,9 @@
 One loader then reads real and synthetic data alike: OTB (``<Seq>/img/%04d.jpg`` +
 ``groundtruth_rect.txt``), ALOV300++ (``imagedata++/<category>/<video>/%08d.jpg`` + ``.ann`` every 5th
 frame), UCF101 (``<Class>/v_<Class>_gXX_cYY.avi`` + ``ucfTrainTestlist/``), A2D Sentences (``Release/`` +
-``text_annotations/`` with HDF5 masks) and J-HMDB Sentences (PNG frames + ``puppet_mask.mat``).
+``text_annotations/`` with HDF5 masks), J-HMDB Sentences (PNG frames + ``puppet_mask.mat``), and for
+spatio-temporal action detection UCF101-24 as ROAD releases it (``rgb-images/``, flow images, ``splitfiles/``) and
+J-HMDB-21 / UCF-Sports in ACT's layout (``Frames/``, ``FlowBrox04/``, ``*-GT.pkl``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import numpy as np
 
 from datamodules import a2d_sentences as a2d
 from datamodules import jhmdb_sentences as jhmdb
+from datamodules.action_tubes import TubeAnnotations, write_act_gt, write_pyannot, write_split_list
 from datamodules.alov import ANN_DIR, FRAMES_DIR, write_ann
 from datamodules.otb import write_boxes
-from datamodules.synthetic.generator import MOTIONS, SyntheticVideo, referring_sentence
+from datamodules.synthetic.generator import MOTIONS, SyntheticVideo, TubeVideo, referring_sentence
 from datamodules.ucf101 import SPLIT_DIR
 
 UCF_CLASSES = ("Linear", "Bouncing", "Circular", "ZigZag", "Still", "Growing", "Shrinking")
@@ -224,3 +227,124 @@ def write_jhmdb_sentences(videos: Iterable[SyntheticVideo], out: Path) -> list[s
     (out / jhmdb.ANNOTATION).write_text("\n".join(rows) + "\n")
     (out / jhmdb.METADATA).write_text(json.dumps(samples))
     return names
+
+
+# ------------------------------------------------------------------------------- spatio-temporal action detection
+UCF24_FLOW_DIR = "fastOF-images"  # the flow Two-in-One reads (DIS); ROAD also ships brox-images/
+ACT_FLOW_DIR = "FlowBrox04"
+ACT_FRAME_EXT = {"jhmdb": "png", "ucfsports": "jpg"}  # ACT/MOC imagefile(): JHMDB Frames are PNG, UCFSports JPEG
+ACT_GT_FILE = {"jhmdb": "JHMDB-GT.pkl", "ucfsports": "UCFSports-GT.pkl"}
+ACT_SPLITS = {"jhmdb": 3, "ucfsports": 1}
+UCF24_GROUP_STEP = 9  # a class's videos cycle through the 25 groups 9 apart: 7 in 25 land in groups 1-7 (test)
+
+
+def _write_images(folder: Path, frames: Iterable[np.ndarray], ext: str) -> None:
+    """RGB images as ``00001.<ext>`` .. (1-based)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == "jpg" else []
+    for t, frame in enumerate(frames, 1):
+        cv2.imwrite(str(folder / f"{t:05d}.{ext}"), frame[..., ::-1], params)
+
+
+def flow_frames(frames: np.ndarray, method: str = "dis") -> list[np.ndarray]:
+    """One flow image (RGB = x, y, magnitude) per frame, as ``zoo prepare flow`` makes them
+    (``datamodules.flow_images``): frame t's image is the flow from t to t + 1, and the last frame repeats the one
+    before (as many flow images as frames); computed from the frames before JPEG compression."""
+    from datamodules.flow_images import flow_image
+
+    flows = [flow_image(frames[t], frames[t + 1], method=method) for t in range(len(frames) - 1)]
+    return flows + flows[-1:] if flows else [np.full_like(frames[0], 128)] * len(frames)
+
+
+def ucf24_group(j: int, label: int) -> int:
+    """The group (1..25) of the ``j``-th video of class ``label``: each class cycles through all 25 groups, 9 apart,
+    from its own start (1, 10, 19, 3, ... for class 0; 3, 12, 21, 5, ... for class 1), so that a third of the
+    classes' first videos and 7 in 25 of the videos of any class are in UCF101's split-1 test groups 1-7."""
+    return 1 + (UCF24_GROUP_STEP * (j + 3 * label)) % UCF_GROUPS
+
+
+def ucf24_name(cls: str, group: int, clips: dict[tuple[str, int], int]) -> str:
+    """``<cls>/v_<cls>_gXX_cYY`` as UCF101 names its videos, the clip number counted per class and group in
+    ``clips``."""
+    clips[cls, group] = clips.get((cls, group), 0) + 1
+    return f"{cls}/v_{cls}_g{group:02d}_c{clips[cls, group]:02d}"
+
+
+def write_ucf101_24(videos: Iterable[TubeVideo], out: Path, flow_dir: str = UCF24_FLOW_DIR,
+                    flow_method: str = "dis") -> list[str]:
+    """UCF101-24 as ROAD / Two-in-One read it: ``rgb-images/<Class>/<video>/%05d.jpg`` (1-based), flow images of the
+    same names in ``flow_dir`` (``flow_frames``), ``splitfiles/pyannot.pkl`` and split 1's ``trainlist01.txt`` /
+    ``testlist01.txt`` (groups 1-7 are test, as UCF101's split 1; ``ucf24_group``). Classes are the videos'
+    ``classes`` (motion names; pyannot.pkl stores only indices, so they are also listed in
+    ``splitfiles/classes.txt``, one a line in label order). Returns the video names in the order given."""
+    names, annotations, test_set = [], {}, set()
+    clips: dict[tuple[str, int], int] = {}
+    per_class: dict[int, int] = {}
+    classes: tuple[str, ...] = ()
+    for video in videos:
+        classes = video.classes
+        j = per_class[video.label] = per_class.get(video.label, -1) + 1
+        group = ucf24_group(j, video.label)
+        name = ucf24_name(classes[video.label], group, clips)
+        _write_images(out / "rgb-images" / name, video.frames, "jpg")
+        _write_images(out / flow_dir / name, flow_frames(video.frames, flow_method), "jpg")
+        annotations[name] = video.video_tubes(name)
+        if group in ucf_test_groups(1):
+            test_set.add(name)
+        names.append(name)
+    split = ([n for n in names if n not in test_set], [n for n in names if n in test_set])
+    ann = TubeAnnotations("ucf101-24", list(classes), annotations, {1: split})
+    splitfiles = out / "splitfiles"
+    splitfiles.mkdir(parents=True, exist_ok=True)
+    write_pyannot(ann, splitfiles / "pyannot.pkl")
+    write_split_list(split[0], splitfiles / "trainlist01.txt")
+    write_split_list(split[1], splitfiles / "testlist01.txt")
+    (splitfiles / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+    return names
+
+
+def act_splits(names: list[str], labels: list[int], num_splits: int) -> dict[int, tuple[list[str], list[str]]]:
+    """Split ``k`` (1-based) tests the ``j``-th video of class ``c`` when ``(j + c) mod 3 = k - 1``: a third of each
+    class, every video tested in exactly one of J-HMDB's three splits, and even a few videos fill every test set.
+    The rest train."""
+    seen: dict[int, int] = {}
+    turn = []
+    for label in labels:
+        j = seen.get(label, 0)
+        seen[label] = j + 1
+        turn.append((j + label) % 3)
+    return {k: ([n for n, r in zip(names, turn) if r != k - 1], [n for n, r in zip(names, turn) if r == k - 1])
+            for k in range(1, num_splits + 1)}
+
+
+def write_act(videos: Iterable[TubeVideo], out: Path, dataset: str = "jhmdb", flow_method: str = "dis") -> list[str]:
+    """J-HMDB-21 (``dataset="jhmdb"``, 3 splits) or UCF-Sports (``"ucfsports"``, 1 split) in ACT's layout
+    (Kalogeiton et al. ICCV 2017): ``Frames/<Class>/<video>/%05d.png`` (J-HMDB) or ``.jpg`` (UCF-Sports), flow
+    images ``FlowBrox04/<Class>/<video>/%05d.jpg`` (computed with ``flow_method``, not Brox), and ``JHMDB-GT.pkl`` /
+    ``UCFSports-GT.pkl``. Returns the video names (``<Class>/<video>``) in the order given."""
+    if dataset not in ACT_GT_FILE:
+        raise ValueError(f"dataset must be one of {sorted(ACT_GT_FILE)}, not {dataset!r}")
+    names, labels, annotations = [], [], {}
+    classes: tuple[str, ...] = ()
+    for video in videos:
+        classes = video.classes
+        name = f"{classes[video.label]}/{video.name}"
+        _write_images(out / "Frames" / name, video.frames, ACT_FRAME_EXT[dataset])
+        _write_images(out / ACT_FLOW_DIR / name, flow_frames(video.frames, flow_method), "jpg")
+        annotations[name] = video.video_tubes(name)
+        names.append(name)
+        labels.append(video.label)
+    ann = TubeAnnotations(dataset, list(classes), annotations, act_splits(names, labels, ACT_SPLITS[dataset]))
+    out.mkdir(parents=True, exist_ok=True)
+    write_act_gt(ann, out / ACT_GT_FILE[dataset])
+    return names
+
+
+def write_jhmdb(videos: Iterable[TubeVideo], out: Path) -> list[str]:
+    """J-HMDB-21 in ACT's layout (``write_act``)."""
+    return write_act(videos, out, "jhmdb")
+
+
+def write_ucfsports(videos: Iterable[TubeVideo], out: Path) -> list[str]:
+    """UCF-Sports in ACT's layout (``write_act``)."""
+    return write_act(videos, out, "ucfsports")

@@ -1,0 +1,14 @@
+"""``zoo benchmark jhmdb``: spatio-temporal action detection on J-HMDB-21 (ACT JHMDB-GT.pkl, mean of 3 splits):
+frame-mAP and video-mAP of a detections file or of a detector run (``zoo.benchmark.action_detection``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+DESCRIPTION = "score action detections on J-HMDB-21 (frame-mAP, video-mAP), or run a detector"
+
+
+def main(argv: Sequence[str]) -> int:
+    from zoo.benchmark.action_detection import DATASETS, run_command
+
+    return run_command(DATASETS["jhmdb"], argv)

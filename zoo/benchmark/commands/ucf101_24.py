@@ -1,0 +1,14 @@
+"""``zoo benchmark ucf101-24``: spatio-temporal action detection on UCF101-24 (ROAD's corrected annotations, split 1):
+frame-mAP and video-mAP of a detections file or of a detector run (``zoo.benchmark.action_detection``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+DESCRIPTION = "score action detections on UCF101-24 (frame-mAP, video-mAP), or run a detector"
+
+
+def main(argv: Sequence[str]) -> int:
+    from zoo.benchmark.action_detection import DATASETS, run_command
+
+    return run_command(DATASETS["ucf101-24"], argv)
