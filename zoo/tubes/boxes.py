@@ -186,10 +186,27 @@ def grouped_nms(boxes: np.ndarray, group: np.ndarray, threshold: float, plus_one
                 limit: int | None = None) -> np.ndarray:
     """:func:`nms` of many groups at once: ``boxes`` (N, 4) sorted by ``group`` (N,) and, within a group, best first;
     returns the kept mask (N,). Each round keeps every group's first box not yet kept or suppressed and suppresses
-    the boxes overlapping it, so a group's kept boxes are the greedy ones, in order, at most ``limit``."""
+    the boxes overlapping it, so a group's kept boxes are the greedy ones, in order, at most ``limit``. Groups of
+    like size (within a factor 2) are padded together, so one crowded frame does not pad every other."""
     n = len(boxes)
     if n == 0:
         return np.zeros(0, dtype=bool)
+    first = np.flatnonzero(group_starts(group))
+    sizes = np.diff(np.append(first, n))
+    bucket = np.repeat(np.ceil(np.log2(sizes)).astype(np.int64), sizes)
+    if bucket[0] == bucket[-1] and (bucket == bucket[0]).all():
+        return _padded_nms(boxes, group, threshold, plus_one, limit)
+    keep = np.zeros(n, dtype=bool)
+    for b in np.unique(bucket):
+        rows = bucket == b  # whole groups, in their order
+        keep[rows] = _padded_nms(boxes[rows], group[rows], threshold, plus_one, limit)
+    return keep
+
+
+def _padded_nms(boxes: np.ndarray, group: np.ndarray, threshold: float, plus_one: bool, limit: int | None
+                ) -> np.ndarray:
+    """:func:`grouped_nms` with every group padded to the largest."""
+    n = len(boxes)
     first = np.flatnonzero(group_starts(group))
     sizes = np.diff(np.append(first, n))
     gid = np.repeat(np.arange(len(first)), sizes)

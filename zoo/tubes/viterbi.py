@@ -308,7 +308,8 @@ def viterbi_paths(detections: np.ndarray, num_frames: int, num_classes: int, nms
     when a frame runs out); the Action Tubes evaluation keeps the best 3 and Saha et al. trim the best 3.
     ``overlap_weight``: lambda on the IoU of consecutive boxes (1, with ``plus_one`` pixel areas as ``rectint``).
     Frames without a box of the class are skipped by the path and filled with the next box (ROAD's ``fill_gaps``;
-    Action Tubes stops with an error there). ``energy`` is the path's value over the number of frames it crosses.
+    Action Tubes stops with an error there). ``energy`` is the path's value over the number of frames it has a box
+    in (those its value sums over; a filled gap adds none).
     All classes are searched at once (:func:`_best_paths`), in batches of classes that fit ``EDGE_BUDGET``.
     """
     fb = group_boxes(detections, num_frames, num_classes)
