@@ -117,12 +117,15 @@ def _check_policy(name: str, value: str) -> None:
 
 
 def _load_pickle(path: Path) -> object:
-    """A pickle written by Python 2 or 3 (``encoding="latin1"`` reads Python 2's str and numpy arrays)."""
+    """A pickle written by Python 2 or 3 (``encoding="latin1"`` reads Python 2's str and numpy arrays), read with
+    ``NumpyOnlyUnpickler``: plain containers and numpy arrays only, so a file can never run code on load."""
+    from zoo.convert import NumpyOnlyUnpickler
+
     if not path.is_file():
         raise DatasetError(f"{path}: annotation file not found")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
+            return NumpyOnlyUnpickler(f, path, encoding="latin1").load()
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
         raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from e
 

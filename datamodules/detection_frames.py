@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader
 from datamodules.action_tubes import FRAME_BASE, UCF24_CLASSES, TubeAnnotations
 from datamodules.base import SkippingDataset, ZooDataModule
 from datamodules.ssd_transforms import SSD_SIZE, SSDAugmentation, SSDResize
+from datamodules.video import read_rgb
 from zoo.errors import DatasetError, VideoReadError
 
 log = logging.getLogger(__name__)
@@ -120,10 +120,10 @@ def read_image(path: Path) -> np.ndarray:
     """An image file as an RGB uint8 (H, W, 3) array; a missing or unreadable file is a VideoReadError naming it."""
     if not path.is_file():
         raise VideoReadError(f"{path}: frame image not found")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise VideoReadError(f"{path}: frame image cannot be read")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    try:
+        return read_rgb(path)
+    except VideoReadError:
+        raise VideoReadError(f"{path}: frame image cannot be read") from None
 
 
 Transform = Callable[[Any, Any, Any, Any], tuple[Any, Any, Any, Any]]

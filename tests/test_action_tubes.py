@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -210,3 +211,14 @@ def test_split_list_reader(tmp_path):
     assert read_split_list(tmp_path / "l.txt") == ["A/v1", "B/v2"]
     with pytest.raises(DatasetError, match="nope.txt: split list not found"):
         read_split_list(tmp_path / "nope.txt")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+def test_an_annotation_pickle_never_runs_code(tmp_path):
+    (tmp_path / "JHMDB-GT.pkl").write_bytes(pickle.dumps({"labels": _RunsCode()}))
+    with pytest.raises(DatasetError, match=r"JHMDB-GT.pkl: not a readable pickle .*refused, the pickle imports"):
+        read_act_gt(tmp_path / "JHMDB-GT.pkl")

