@@ -12,6 +12,7 @@ Frames are numbered as the files are (1-based, see ``datamodules.action_tubes``)
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from datamodules.action_tubes import FRAME_BASE, UCF24_CLASSES, TubeAnnotations
@@ -126,6 +128,68 @@ def read_image(path: Path) -> np.ndarray:
         raise VideoReadError(f"{path}: frame image cannot be read") from None
 
 
+def frame_files(folder: Path, ext: str) -> dict[int, str] | None:
+    """Frame number -> file name of the ``%05d.<ext>`` files in ``folder`` (one directory listing, nothing opened);
+    None when there is no such folder."""
+    try:
+        with os.scandir(folder) as entries:
+            stems = {e.name[: -len(ext) - 1]: e.name for e in entries if e.name.endswith(f".{ext}")}
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return {int(stem): name for stem, name in stems.items() if stem.isdigit()}
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from an image file's header (nothing decoded); None when the file cannot be read (the
+    frame's loader then names it)."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:
+        return None
+
+
+def flow_mismatch(layout: FrameLayout, video: str, num_frames: int) -> str | None:
+    """Why ``video``'s flow images do not fit its frames, one line naming its flow folder, or None when they do:
+    flow files missing for frames the RGB folder has (for frames ``1 .. num_frames`` when it has no RGB folder), or
+    a first flow image of another size than the first frame's. Two directory listings and two image headers."""
+    flow_dir, rgb_dir = layout.root / layout.flow_dir / video, layout.root / layout.rgb_dir / video
+    flow = frame_files(flow_dir, layout.flow_ext)
+    if flow is None:
+        return f"{flow_dir}: flow folder not found"
+    rgb = frame_files(rgb_dir, layout.rgb_ext)
+    expected = sorted(rgb) if rgb is not None else list(range(FRAME_BASE, num_frames + FRAME_BASE))
+    lacking = [f for f in expected if f not in flow]
+    if lacking:
+        where = f"in {layout.rgb_dir}" if rgb is not None else "of the annotation"
+        return (f"{flow_dir}: flow folder lacks {len(lacking)} of the {len(expected)} frames {where} "
+                f"(first: {lacking[0]:05d}.{layout.flow_ext})")
+    if rgb:
+        first = expected[0]
+        flow_size, rgb_size = image_size(flow_dir / flow[first]), image_size(rgb_dir / rgb[first])
+        if flow_size and rgb_size and flow_size != rgb_size:
+            return f"{flow_dir}: flow images are {flow_size[0]}x{flow_size[1]}, frames {rgb_size[0]}x{rgb_size[1]}"
+    return None
+
+
+def check_flow_folders(layout: FrameLayout, ann: TubeAnnotations, videos: Sequence[str], on_error: str = "raise"
+                       ) -> dict[str, str]:
+    """``flow_mismatch`` for each of ``videos``: the first mismatch is a DatasetError (``on_error="raise"``);
+    with ``"skip"`` each is logged and returned, ``{video: reason}``, for the caller to leave the video out."""
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    bad = {}
+    for video in videos:
+        problem = flow_mismatch(layout, video, ann.videos[video].num_frames)
+        if problem is None:
+            continue
+        if on_error == "raise":
+            raise DatasetError(problem)
+        log.warning("skipping video %s: %s", video, problem)
+        bad[video] = problem
+    return bad
+
+
 Transform = Callable[[Any, Any, Any, Any], tuple[Any, Any, Any, Any]]
 
 
@@ -188,7 +252,9 @@ class DetectionDataModule(ZooDataModule):
     run over every frame of the test videos (``all_frames``). Subclasses give ``layout()`` and ``annotations()``.
 
     ``ratios``: "road" (ROAD's UCF101-24 ratios), None (every annotated frame) or one step per class.
-    ``inputs``: "rgb", "flow" or "rgb+flow"; ``flow_dir`` names the flow folder (any name).
+    ``inputs``: "rgb", "flow" or "rgb+flow"; ``flow_dir`` names the flow folder (any name). When flow is read, each
+    video's flow folder is checked once against its frames (``flow_mismatch``): a mismatch is a DatasetError naming
+    the video, or with ``on_error="skip"`` the video is left out and counted in ``skipped_videos`` (video -> reason).
     """
 
     collate_fn = staticmethod(collate_detections)
@@ -204,6 +270,8 @@ class DetectionDataModule(ZooDataModule):
             raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, not {inputs!r}")
         self.save_hyperparameters()
         self._ann: TubeAnnotations | None = None
+        self.skipped_videos: dict[str, str] = {}
+        self._flow_checked: set[str] = set()
 
     def layout(self) -> FrameLayout:
         raise NotImplementedError
@@ -240,17 +308,28 @@ class DetectionDataModule(ZooDataModule):
             raise ValueError(f"ratios has {len(r)} steps for {len(self.classes)} classes")
         return r
 
+    def usable_videos(self, videos: Sequence[str]) -> list[str]:
+        """``videos`` less those whose flow folder does not fit their frames (checked once per video, only when flow
+        is read; see the class docstring)."""
+        if "flow" not in self.hparams.inputs.split("+"):
+            return list(videos)
+        todo = [v for v in dict.fromkeys(videos) if v not in self._flow_checked]
+        self.skipped_videos.update(check_flow_folders(self.layout(), self.ann, todo, self.hparams.on_error))
+        self._flow_checked.update(todo)
+        return [v for v in videos if v not in self.skipped_videos]
+
     def dataset(self, subset: str, augment: bool = False) -> DetectionFrames:
         """``train`` (ROAD-sampled), ``val`` (ROAD's test subset) or ``test`` (every frame of the test videos)."""
         hp = self.hparams
         train, test = self.ann.splits[hp.split]
         ratios = self.ratios()
         if subset == "train":
-            samples = sampled_frames(self.ann, train, ratios)
+            samples = sampled_frames(self.ann, self.usable_videos(train), ratios)
         elif subset == "val":
-            samples = sampled_frames(self.ann, test, ratios, factor=TEST_STEP_FACTOR if ratios is not None else 1)
+            samples = sampled_frames(self.ann, self.usable_videos(test), ratios,
+                                     factor=TEST_STEP_FACTOR if ratios is not None else 1)
         elif subset == "test":
-            samples = all_frames(self.ann, test)
+            samples = all_frames(self.ann, self.usable_videos(test))
         else:
             raise ValueError(f"subset must be train, val or test, not {subset!r}")
         transform = (SSDAugmentation(hp.input_size, negate_flow_x=hp.negate_flow_x) if augment

@@ -236,7 +236,7 @@ def _offline():
 
 
 def cmd_synth(argv: Sequence[str]) -> int:
-    from datamodules.synthetic import WRITERS, SynthConfig, synthesize
+    from datamodules.synthetic import MOTIONS, TUBE_FORMATS, WRITERS, SynthConfig, synthesize
 
     p = ArgumentParser(prog="zoo synth", description="Write synthetic videos in a real dataset's layout.")
     p.add_argument("--format", required=True, choices=sorted(WRITERS))
@@ -247,13 +247,24 @@ def cmd_synth(argv: Sequence[str]) -> int:
     p.add_argument("--size", default=f"{SynthConfig.height}x{SynthConfig.width}", help="HEIGHTxWIDTH")
     p.add_argument("--appearance-change", type=float, default=0.0, metavar="A",
                    help="0 to 1: objects' colours drift this far and the light swings by A/2 over a video (default 0)")
+    p.add_argument("--classes", help="action-tube formats: the motions that are the classes, comma-separated "
+                   "(default: all but still)")
+    p.add_argument("--flow-method", default="dis", choices=("dis", "farneback"),
+                   help="action-tube formats: how the flow images are computed")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     h, w = frame_size(p, a.size)
+    classes = [c.strip() for c in a.classes.split(",")] if a.classes else None
+    if classes is not None and a.format not in TUBE_FORMATS:
+        p.error(f"--classes applies to the action-tube formats ({', '.join(TUBE_FORMATS)}), not {a.format}")
+    unknown = [c for c in classes or () if c not in MOTIONS]
+    if unknown:
+        p.error(f"--classes must be motions of {', '.join(MOTIONS)}; not {', '.join(unknown)}")
     if not 0.0 <= a.appearance_change <= 1.0:
         p.error(f"--appearance-change must lie in [0, 1], not {a.appearance_change}")
     cfg = SynthConfig(height=h, width=w, num_frames=a.frames, appearance_change=a.appearance_change)
-    out = synthesize(a.format, a.out, a.videos, a.seed, cfg, overwrite=a.overwrite, progress=sys.stderr.isatty())
+    out = synthesize(a.format, a.out, a.videos, a.seed, cfg, overwrite=a.overwrite, progress=sys.stderr.isatty(),
+                     classes=classes, flow_method=a.flow_method)
     print(f"wrote {a.videos} synthetic videos in {a.format} layout to {out}")
     return 0
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import io
+import os
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -26,6 +30,20 @@ class ZooModule(pl.LightningModule):
         if "pretrained_backbone" in inspect.signature(cls.__init__).parameters:
             return {**kwargs, "pretrained_backbone": False}
         return dict(kwargs)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """One checkpoint (weights, constructor arguments, class) that ``zoo.load(checkpoint_path=...)`` rebuilds;
+        written atomically, with its sha256 beside it (``<path>.sha256``, checked on load)."""
+        from zoo.hub import atomic_write_bytes, write_sha256_sidecar
+
+        ckpt = {"state_dict": self.state_dict(), "hyper_parameters": dict(self.hparams)}
+        self.on_save_checkpoint(ckpt)
+        buffer = io.BytesIO()
+        torch.save(ckpt, buffer)
+        data = buffer.getvalue()
+        atomic_write_bytes(Path(path), data)
+        write_sha256_sidecar(path, hashlib.sha256(data).hexdigest())
+        return Path(path)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from zoo import __version__

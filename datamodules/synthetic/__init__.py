@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from datamodules.synthetic.generator import (
@@ -74,8 +74,12 @@ def synthesize(
     cfg: SynthConfig | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    classes: Sequence[str] | None = None,
+    flow_method: str = "dis",
 ) -> Path:
-    """Write ``num_videos`` synthetic videos in format ``fmt`` (one of ``WRITERS``) to ``out``.
+    """Write ``num_videos`` synthetic videos in format ``fmt`` (one of ``WRITERS``) to ``out``. Action-tube formats
+    (``TUBE_FORMATS``) take ``classes`` (motions; default ``TUBE_CLASSES``) and the ``flow_method`` of their flow
+    images (``dis`` or ``farneback``; DIS misses much of the motion of the flat synthetic actors, Farneback less).
 
     The dataset is written beside ``out`` and moved into place at the end, so ``out`` never holds half
     a dataset. An existing non-empty ``out`` is an error unless ``overwrite``. ``progress``: a bar on stderr.
@@ -88,13 +92,16 @@ def synthesize(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
+        tubes = TUBE_FORMATS.get(fmt)
+        if tubes is not None and classes is not None:
+            tubes = {**tubes, "classes": tuple(classes)}
         videos = generate_videos(num_videos, seed, cfg, action=fmt == "ucf101", actors=fmt in ACTOR_FORMATS,
-                                 tubes=TUBE_FORMATS.get(fmt))
+                                 tubes=tubes)
         if progress:
             from tqdm import tqdm
 
             videos = tqdm(videos, total=num_videos, desc=f"zoo synth {fmt}", unit="video", leave=False)
-        WRITERS[fmt](videos, tmp)
+        WRITERS[fmt](videos, tmp, **({"flow_method": flow_method} if fmt in TUBE_FORMATS else {}))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -340,11 +340,11 @@ def write_act(videos: Iterable[TubeVideo], out: Path, dataset: str = "jhmdb", fl
     return names
 
 
-def write_jhmdb(videos: Iterable[TubeVideo], out: Path) -> list[str]:
+def write_jhmdb(videos: Iterable[TubeVideo], out: Path, flow_method: str = "dis") -> list[str]:
     """J-HMDB-21 in ACT's layout (``write_act``)."""
-    return write_act(videos, out, "jhmdb")
+    return write_act(videos, out, "jhmdb", flow_method)
 
 
-def write_ucfsports(videos: Iterable[TubeVideo], out: Path) -> list[str]:
+def write_ucfsports(videos: Iterable[TubeVideo], out: Path, flow_method: str = "dis") -> list[str]:
     """UCF-Sports in ACT's layout (``write_act``)."""
-    return write_act(videos, out, "ucfsports")
+    return write_act(videos, out, "ucfsports", flow_method)

@@ -2,9 +2,9 @@
 (``zoo.benchmark.runner``), for ``zoo benchmark ucf101-24|jhmdb|ucfsports --checkpoint/--model``.
 
 **A detector** for ``--checkpoint`` / ``--model``, the interface the benchmark calls (what the zoo's
-detectors implement): a ``torch.nn.Module`` with ``hparams`` ``input_size`` (an int S for S x S, or
-``(H, W)``) and ``modality`` (``rgb``, ``flow`` or ``rgb+flow``; optional ``flow_folder``, default
-``fastOF-images`` for UCF101-24, ``FlowBrox04`` for the ACT layout), and a method
+detectors implement): a ``torch.nn.Module`` with ``input_size`` (an int S for S x S, or ``(H, W)``) and
+``modality`` (``rgb``, ``flow`` or ``rgb+flow``), attributes or else keys of its ``hparams`` (optional
+``hparams.flow_folder``, default ``fastOF-images`` for UCF101-24, ``FlowBrox04`` for the ACT layout), and a method
 ``detect(images, flows) -> list[np.ndarray | Tensor]``: ``images`` a float32 tensor (B, 3, H, W) of RGB frames
 resized to ``input_size`` (values 0..255, the detector normalises), ``flows`` the flow images alike (or None when
 ``modality`` is ``rgb``; ``images`` is None when it is ``flow``); it returns per image a (K, 6) array of rows
@@ -46,16 +46,17 @@ def detector_settings(model: Any) -> dict[str, Any]:
         raise ValueError(f"{type(model).__name__} is not a detector: it has no detect(images, flows) method "
                          "(zoo.benchmark.detector_run gives the interface)")
     hp = getattr(model, "hparams", {}) or {}
-    size = hp.get("input_size")
+    size = getattr(model, "input_size", None) or hp.get("input_size")
     if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
         size = size[0]
     if not isinstance(size, int) or size <= 0:
         raise ValueError(f"{type(model).__name__}: hparams.input_size must be a square size S or (S, S), not {size!r}")
-    modality = hp.get("modality", "rgb")
+    modality = getattr(model, "modality", None) or hp.get("modality", "rgb")
     if modality not in INPUTS:
         raise ValueError(f"{type(model).__name__}: hparams.modality must be one of {', '.join(INPUTS)}, "
                          f"not {modality!r}")
-    return {"input_size": size, "modality": modality, "flow_folder": hp.get("flow_folder")}
+    return {"input_size": size, "modality": modality,
+            "flow_folder": getattr(model, "flow_folder", None) or hp.get("flow_folder")}
 
 
 def _result_name(video: str) -> str:
@@ -212,7 +213,7 @@ def benchmark_detector(
     test loop (DDP: videos split across ranks) and return, on rank 0, ``{"detections": {video: (M, 7)}, "meta"}``
     (None on other ranks). One result file per video in ``results_dir``, keyed by the run's identity (the model's
     weights and settings plus ``protocol``); a rerun skips the videos already written."""
-    from datamodules.detection_frames import FrameLayout, all_frames
+    from datamodules.detection_frames import FrameLayout, all_frames, check_flow_folders
 
     settings = detector_settings(model)
     if not videos:
@@ -231,6 +232,8 @@ def benchmark_detector(
     nframes = {v: annotations.videos[v].num_frames for v in videos}
     done = {v: read_result(store.path(_result_name(v)), nframes[v], num_classes) for v in videos}
     todo = [v for v in videos if done[v] is None]
+    if "flow" in modality:  # a flow folder missing frames or of another size is one error naming the video
+        check_flow_folders(layout, annotations, todo)
     samples = all_frames(annotations, todo)
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):

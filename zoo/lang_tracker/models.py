@@ -8,15 +8,9 @@ The networks are trained on their own (``configs/lingual_*.yaml``, ``configs/vis
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from zoo.hub import atomic_write_bytes, write_sha256_sidecar
 from zoo.lang_tracker import lingual as _lingual
 from zoo.lang_tracker import visual as _visual
 from zoo.lang_tracker.lingual import LingualSpecification
@@ -82,18 +76,6 @@ class LanguageTracking(ZooModule):
             if isinstance(out.get(key), dict):
                 out[key] = net.rebuild_kwargs(out[key])
         return out
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """One checkpoint (weights, constructor arguments, class) that ``zoo.load(checkpoint_path=...)`` rebuilds;
-        written atomically, with its sha256 beside it (``<path>.sha256``, checked on load)."""
-        ckpt = {"state_dict": self.state_dict(), "hyper_parameters": dict(self.hparams)}
-        self.on_save_checkpoint(ckpt)
-        buffer = io.BytesIO()
-        torch.save(ckpt, buffer)
-        data = buffer.getvalue()
-        atomic_write_bytes(Path(path), data)
-        write_sha256_sidecar(path, hashlib.sha256(data).hexdigest())
-        return Path(path)
 
     def tracker(self, **kwargs: Any) -> LingualTracker | VisualTracker:
         """The got10k-style tracker of this model (initialised with sentences, in lockstep over many videos)."""
