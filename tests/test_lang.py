@@ -557,3 +557,26 @@ def test_lingual_network_trains_as_the_official_code():
     assert filters.min() < 0 < filters.max() and filters.abs().max() < 1
     with pytest.raises(ValueError, match="activation must be one of"):
         zoo.create_model("lingual_tiny", filter_activation="relu")
+
+
+@pytest.mark.parametrize("name", ["lingual_tiny", "visual_tiny"])
+def test_biases_train_at_twice_the_rate_without_decay_as_released(name):
+    """The released prototxts' ``lr_mult: 2, decay_mult: 0`` on biases: the faithful default (``bias_lr_factor``
+    2); the tiny presets keep 1."""
+    import inspect
+
+    import zoo
+
+    builder = zoo.create_model(name)
+    assert inspect.signature(type(builder).__init__).parameters["bias_lr_factor"].default == 2.0
+    assert builder.hparams.bias_lr_factor == 1.0
+    model = zoo.create_model(name, bias_lr_factor=2.0, weight_decay=5e-4)
+    opt = model.configure_optimizers()
+    opt = opt["optimizer"] if isinstance(opt, dict) else opt
+    weights, biases = opt.param_groups
+    lr = model.hparams.lr
+    assert (weights["lr"], weights["weight_decay"]) == (pytest.approx(lr), 5e-4)
+    assert (biases["lr"], biases["weight_decay"]) == (pytest.approx(2 * lr), 0.0)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    in_biases = {n for n, p in model.named_parameters() if any(p is q for q in biases["params"])}
+    assert in_biases == {n for n in trainable if n.endswith("bias")} and in_biases

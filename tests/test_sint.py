@@ -196,3 +196,31 @@ def test_sint_tiny_learns_to_track(tmp_path):
         auc[name] = perf[name]["overall"]["success_score"]
     print(f"SINT tiny, OTB AUC on 40 held-out synthetic sequences: {auc}")
     assert auc["trained"] >= 0.5 and auc["trained"] > auc["untrained"] + 0.05, auc
+
+
+def test_faithful_sint_has_a_linear_fc6_and_prototxt_bias_groups():
+    """SINT_deploy.prototxt: fc6 is linear before its L2 normalisation (the descriptor's fc6 block has negative
+    entries; the tiny preset keeps its ReLU); SINT_train.prototxt: biases at 2x their layer's rate, no decay."""
+    from zoo.sint import SINT
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    rois = torch.tensor([[0.0, 4.0, 4.0, 40.0, 40.0], [0.0, 10.0, 8.0, 60.0, 50.0]])
+    blocks = {}
+    for relu in (False, True):
+        model = SINT(backbone="tiny", input_size=64, fc6_relu=relu).eval()
+        with torch.no_grad():
+            blocks[relu] = model(x, rois)[:, -model.trunk.fc6_out:]
+    assert (blocks[False] < 0).any() and (blocks[True] >= 0).all()
+    assert SINT().hparams.fc6_relu is False and zoo.create_model("sint_tiny").hparams.fc6_relu is True
+
+    model = SINT(backbone="tiny", input_size=64, lr=1e-3, weight_decay=5e-4, slow_lr_factor=0.01)
+    groups = model.configure_optimizers().param_groups
+    named = dict(model.named_parameters())
+    for g in groups:
+        names = {n for n, p in named.items() if any(p is q for q in g["params"])}
+        is_bias = all(n.endswith("bias") for n in names)
+        assert is_bias or not any(n.endswith("bias") for n in names)
+        assert g["weight_decay"] == (0.0 if is_bias else 5e-4)
+        assert g["lr"] == pytest.approx(1e-3 * (2.0 if is_bias else 1.0))  # the tiny trunk has no slow layers
+    assert sum(len(g["params"]) for g in groups) == len([p for p in named.values() if p.requires_grad])

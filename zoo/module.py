@@ -74,6 +74,19 @@ def make_optimizer(params, optimizer: str, lr: float, momentum: float = 0.9, wei
     raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
 
 
+def weight_bias_groups(named_params, lr: float, weight_decay: float, bias_lr_factor: float = 2.0
+                       ) -> list[dict[str, Any]]:  # noqa: ANN001
+    """Caffe's usual multipliers (``lr_mult: 1 / 2``, ``decay_mult: 1 / 0``), as the UvA methods' prototxts and
+    ssd.pytorch train: of ``(name, parameter)`` pairs, the weights at ``lr`` with ``weight_decay`` and the biases
+    (names ending in ``bias``) at ``bias_lr_factor`` x ``lr`` without; an empty group is left out."""
+    named = [(n, p) for n, p in named_params if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if not n.endswith("bias")], "lr": lr, "weight_decay": weight_decay},
+        {"params": [p for n, p in named if n.endswith("bias")], "lr": lr * bias_lr_factor, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def hparams_optimizer(module: pl.LightningModule, params=None) -> torch.optim.Optimizer:  # noqa: ANN001
     """``make_optimizer`` from a module's ``optimizer``, ``lr``, ``momentum`` and ``weight_decay`` hyperparameters,
     over its trainable parameters unless ``params`` is given."""

@@ -20,7 +20,7 @@ from zoo.hub import load_checkpoint_file
 from zoo.lang_tracker.crops import fit_square, frame_size
 from zoo.lang_tracker.labels import box_from_response
 from zoo.loading import apply_state_dict, checkpoint_state_dict
-from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
+from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer, weight_bias_groups
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import DynamicFilter, spatial_map
 from zoo.nn.text import MAX_TOKENS, SentenceEncoder, Vocabulary, vocabulary_vectors
@@ -100,6 +100,7 @@ class LingualSpecification(ZooModule):
         lr: float = 1e-3,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        bias_lr_factor: float = 2.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["init_weights"])  # the weights travel in the checkpoint itself
@@ -236,7 +237,9 @@ class LingualSpecification(ZooModule):
         check_datamodule_agrees(self, ("input_size", "keep_aspect"))
 
     def configure_optimizers(self) -> Any:
-        return hparams_optimizer(self)
+        hp = self.hparams  # biases at 2x the rate, no decay, as the released prototxts (tiny preset: 1x)
+        return hparams_optimizer(self, weight_bias_groups(self.named_parameters(), hp.lr, hp.weight_decay,
+                                                          hp.bias_lr_factor))
 
     def placement(self, frame: np.ndarray | torch.Tensor) -> tuple[float, float, float, float]:
         """(sx, sy, px, py) of an (H, W, 3) array or (3, H, W) tensor in the network input (``fit_square``)."""
@@ -383,7 +386,8 @@ def box_masks(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 FAITHFUL = dict(backbone="vgg16", input_size=512, hidden=1000)
 TINY = dict(backbone="tiny", pretrained_backbone=False, input_size=128, width=32, embed_dim=32, hidden=64,
-            attention_dim=64, filter_activation="tanh", optimizer="adam", lr=3e-3, weight_decay=0.0)
+            attention_dim=64, filter_activation="tanh", optimizer="adam", lr=3e-3, weight_decay=0.0,
+            bias_lr_factor=1.0)
 
 
 @register_model

@@ -25,7 +25,7 @@ import torchvision
 from torch import nn
 
 from zoo.lang_tracker.labels import iou_map, overlap_labels
-from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer
+from zoo.module import ZooModule, check_datamodule_agrees, hparams_optimizer, weight_bias_groups
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, load_weights
 from zoo.nn.dynamic import correlate
 from zoo.registry import register_model
@@ -93,6 +93,7 @@ class VisualSpecification(ZooModule):
         weight_decay: float = 1e-3,
         lr_decay_gamma: float = 1e-3,
         lr_decay_power: float = 0.75,
+        bias_lr_factor: float = 2.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -165,7 +166,9 @@ class VisualSpecification(ZooModule):
         check_datamodule_agrees(self, ("exemplar_size", "search_size", "exemplar_context", "search_context"))
 
     def configure_optimizers(self) -> Any:
-        optimizer = hparams_optimizer(self)
+        hp = self.hparams  # biases at 2x the rate, no decay, as the released prototxts (tiny preset: 1x)
+        optimizer = hparams_optimizer(self, weight_bias_groups(self.named_parameters(), hp.lr, hp.weight_decay,
+                                                               hp.bias_lr_factor))
         gamma, power = self.hparams.lr_decay_gamma, self.hparams.lr_decay_power
         if not gamma:
             return optimizer
@@ -184,7 +187,8 @@ FAITHFUL = dict(backbone="vgg16", exemplar_size=264, search_size=352)
 # 88 px target spans 11, and the overlap labels mark the same neighbourhood (at 3x / 4x it spans 4 and only the
 # centre cell is positive)
 TINY = dict(backbone="tiny", pretrained_backbone=False, exemplar_size=96, search_size=128, exemplar_context=1.5,
-            search_context=2.0, optimizer="adam", lr=1e-3, weight_decay=0.0, lr_decay_gamma=0.0)
+            search_context=2.0, optimizer="adam", lr=1e-3, weight_decay=0.0, lr_decay_gamma=0.0,
+            bias_lr_factor=1.0)
 
 
 @register_model

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.module import ZooModule, hparams_optimizer
+from zoo.module import ZooModule, hparams_optimizer, weight_bias_groups
 from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD
 from zoo.nn.roi import SiameseRoIHead
 from zoo.nn.vgg import StrideFourVGG16, TinyStrideFour
@@ -30,7 +30,8 @@ class SINT(ZooModule):
     """SINT network and training module; ``tracker()`` gives the got10k-style tracker.
 
     Choice: frames are normalised with torchvision's ImageNet mean and std (the weights used), not the
-    Caffe BGR mean of the released code.
+    Caffe BGR mean of the released code. As ``SINT_train.prototxt``: fc6 is linear (``fc6_relu=False``) and biases
+    learn at ``bias_lr_factor`` (2) x their layer's rate without weight decay.
     """
 
     def __init__(
@@ -48,6 +49,8 @@ class SINT(ZooModule):
         weight_decay: float = 5e-4,
         slow_lr_factor: float = 0.01,
         freeze_prefix: bool = True,
+        fc6_relu: bool = False,
+        bias_lr_factor: float = 2.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -57,7 +60,7 @@ class SINT(ZooModule):
             self.trunk = TinyStrideFour(width=width, fc_dim=fc_dim)
         else:
             raise ValueError(f"backbone must be 'vgg16' or 'tiny', not {backbone!r}")
-        self.head = SiameseRoIHead(self.trunk.fc6, pool_size=7, spatial_scale=0.25, mode=roi_mode)
+        self.head = SiameseRoIHead(self.trunk.fc6, pool_size=7, spatial_scale=0.25, mode=roi_mode, fc6_relu=fc6_relu)
         if freeze_prefix:
             for p in self.trunk.frozen_prefix():
                 p.requires_grad_(False)
@@ -128,11 +131,11 @@ class SINT(ZooModule):
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         slow = {id(p) for p in self.trunk.slow_parameters()}
-        slow_params = [p for p in self.parameters() if id(p) in slow and p.requires_grad]
-        base_params = [p for p in self.parameters() if id(p) not in slow and p.requires_grad]
-        groups = [{"params": base_params, "lr": hp.lr}]
-        if slow_params:
-            groups.append({"params": slow_params, "lr": hp.lr * hp.slow_lr_factor})
+        named = list(self.named_parameters())
+        groups = weight_bias_groups([(n, p) for n, p in named if id(p) not in slow], hp.lr, hp.weight_decay,
+                                    hp.bias_lr_factor)
+        groups += weight_bias_groups([(n, p) for n, p in named if id(p) in slow], hp.lr * hp.slow_lr_factor,
+                                     hp.weight_decay, hp.bias_lr_factor)
         return hparams_optimizer(self, groups)
 
     def tracker(self, **kwargs: Any):  # noqa: ANN201
@@ -162,5 +165,7 @@ def sint_tiny(**kwargs: Any) -> SINT:
         lr=1e-3,
         weight_decay=0.0,
         freeze_prefix=False,
+        fc6_relu=True,  # the tiny preset's own choices, kept since before the official ones were in
+        bias_lr_factor=1.0,
     )
     return SINT(**{**defaults, **kwargs})

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.module import ZooModule, make_optimizer
+from zoo.module import ZooModule, make_optimizer, weight_bias_groups
 from zoo.nn.multibox import MultiBoxLoss, class_detections, decode
 from zoo.nn.ssd import CAFFE_MEAN_RGB, SSD, SSD300_EXTRAS, SSD300_PRIORS, VGG16_LAYERS, PriorSpec, load_vgg16_reducedfc
 from zoo.registry import register_model
@@ -234,19 +234,15 @@ class ActionSSD(DetectorSteps):
         """ROAD / Two-in-One's groups: weights at ``lr`` with weight decay, biases at ``bias_lr_factor`` x ``lr``
         without."""
         hp = self.hparams
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        return [
-            {"params": [p for n, p in named if not n.endswith("bias")], "lr": hp.lr, "weight_decay": hp.weight_decay},
-            {"params": [p for n, p in named if n.endswith("bias")], "lr": hp.lr * hp.bias_lr_factor,
-             "weight_decay": 0.0},
-        ]
+        return weight_bias_groups(self.named_parameters(), hp.lr, hp.weight_decay, hp.bias_lr_factor)
 
     def schedule(self) -> MultiStep:
         return MultiStep(self.hparams.milestones, self.hparams.gamma)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        return _optimizers(self.param_groups(), [self.schedule()] * 2, hp.optimizer, hp.lr, hp.momentum)
+        groups = self.param_groups()
+        return _optimizers(groups, [self.schedule()] * len(groups), hp.optimizer, hp.lr, hp.momentum)
 
 
 def check_data(module: DetectorSteps) -> str | None:
@@ -369,8 +365,9 @@ class TwoStreamSSD(DetectorSteps):
     def configure_optimizers(self) -> Any:
         a, m = self.appearance, self.motion
         hp = a.hparams
-        return _optimizers(a.param_groups() + m.param_groups(), [a.schedule()] * 2 + [m.schedule()] * 2,
-                           hp.optimizer, hp.lr, hp.momentum)
+        a_groups, m_groups = a.param_groups(), m.param_groups()
+        schedules = [a.schedule()] * len(a_groups) + [m.schedule()] * len(m_groups)
+        return _optimizers(a_groups + m_groups, schedules, hp.optimizer, hp.lr, hp.momentum)
 
 
 def _streams(appearance: dict[str, Any] | None, motion: dict[str, Any] | None) -> tuple[ActionSSD, ActionSSD]:
