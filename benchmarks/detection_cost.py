@@ -151,6 +151,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
                     "gpu": torch.cuda.get_device_name() if "cuda" in devices else None},
+        "options": {k: v for k, v in vars(a).items() if k != "json"}, "seed": 0, "weights": "random",
         "tiny": a.tiny, "flops": "multiply-add = 2 FLOPs; network forward on one frame", "models": {}, "timing": [],
     }
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, python "

@@ -12,7 +12,6 @@ Frames are numbered as the files are (1-based, see ``datamodules.action_tubes``)
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.action_tubes import FRAME_BASE, UCF24_CLASSES, TubeAnnotations
 from datamodules.base import SkippingDataset, ZooDataModule
+from datamodules.flow_images import frame_files
 from datamodules.ssd_transforms import SSD_SIZE, SSDAugmentation, SSDResize
 from datamodules.video import read_rgb
 from zoo.errors import DatasetError, VideoReadError
@@ -128,15 +128,14 @@ def read_image(path: Path) -> np.ndarray:
         raise VideoReadError(f"{path}: frame image cannot be read") from None
 
 
-def frame_files(folder: Path, ext: str) -> dict[int, str] | None:
-    """Frame number -> file name of the ``%05d.<ext>`` files in ``folder`` (one directory listing, nothing opened);
-    None when there is no such folder."""
+def frame_numbers(folder: Path, ext: str) -> dict[int, str] | None:
+    """Frame number -> file name of the ``%05d.<ext>`` files in ``folder`` (``flow_images.frame_files``: one
+    directory listing, nothing opened); None when there is no such folder."""
     try:
-        with os.scandir(folder) as entries:
-            stems = {e.name[: -len(ext) - 1]: e.name for e in entries if e.name.endswith(f".{ext}")}
+        names = frame_files(folder, f"*.{ext}")
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return {int(stem): name for stem, name in stems.items() if stem.isdigit()}
+    return {int(name[: -len(ext) - 1]): name for name in names if name[: -len(ext) - 1].isdigit()}
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -154,10 +153,10 @@ def flow_mismatch(layout: FrameLayout, video: str, num_frames: int) -> str | Non
     flow files missing for frames the RGB folder has (for frames ``1 .. num_frames`` when it has no RGB folder), or
     a first flow image of another size than the first frame's. Two directory listings and two image headers."""
     flow_dir, rgb_dir = layout.root / layout.flow_dir / video, layout.root / layout.rgb_dir / video
-    flow = frame_files(flow_dir, layout.flow_ext)
+    flow = frame_numbers(flow_dir, layout.flow_ext)
     if flow is None:
         return f"{flow_dir}: flow folder not found"
-    rgb = frame_files(rgb_dir, layout.rgb_ext)
+    rgb = frame_numbers(rgb_dir, layout.rgb_ext)
     expected = sorted(rgb) if rgb is not None else list(range(FRAME_BASE, num_frames + FRAME_BASE))
     lacking = [f for f in expected if f not in flow]
     if lacking:

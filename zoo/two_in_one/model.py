@@ -109,8 +109,8 @@ class ActionSSD(DetectorSteps):
       layer after ``modulate_at`` (conv2_1 in the released code; the paper ablates it), F' = F * (gamma + 1) + beta.
 
     Inputs are 0..255 RGB with ``mean`` subtracted (ssd.pytorch's Caffe BGR mean, flipped; ROAD uses it for flow
-    images too); the condition layer reads the flow image minus ``cond_mean`` (120 in Two-in-One's loader); both
-    are multiplied by ``input_scale`` (1 as the official code). ``flow_folder``: the flow images it reads (set
+    images too); the condition layer reads the flow image minus ``cond_mean`` (120 in Two-in-One's loader).
+    ``flow_folder``: the flow images it reads (set
     from the datamodule at fit start when None; ``zoo benchmark`` reads the same folder).
     Training: MultiBox loss (``zoo.nn.multibox``), SGD with biases at ``bias_lr_factor`` x the rate and no weight
     decay, the rate times ``gamma`` at each of ``milestones`` (steps). ``pretrained_backbone``: ImageNet VGG16
@@ -129,7 +129,6 @@ class ActionSSD(DetectorSteps):
         cond_channels: tuple[int, int] = (64, 32),
         mean: tuple[float, float, float] = CAFFE_MEAN_RGB,
         cond_mean: float = 120.0,
-        input_scale: float = 1.0,
         flow_folder: str | None = None,
         match_threshold: float = 0.5,
         neg_pos: int = 3,
@@ -198,11 +197,10 @@ class ActionSSD(DetectorSteps):
         if missing:
             raise ValueError(f"ActionSSD(stream={stream!r}) reads {' and '.join(needed)} images; "
                              f"{' and '.join(missing)} missing (datamodule inputs: {self.modality})")
-        scale = self.hparams.input_scale
-        x = ((flows if stream == "flow" else images).to(self.mean.dtype) - self.mean) * scale
+        x = (flows if stream == "flow" else images).to(self.mean.dtype) - self.mean
         if stream != "two_in_one":
             return self.ssd(x)
-        condition = self.condition((flows.to(self.mean.dtype) - self.hparams.cond_mean) * scale)
+        condition = self.condition(flows.to(self.mean.dtype) - self.hparams.cond_mean)
         return self.ssd(x, lambda feature: self.modulation(feature, condition))
 
     def raw(self, images: torch.Tensor | None, flows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
