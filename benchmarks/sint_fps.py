@@ -18,7 +18,7 @@ import torch
 
 import zoo
 from datamodules.synthetic import SynthConfig, generate_video
-from zoo.sint.sampling import candidate_offsets
+from zoo.sint.sampling import candidate_count
 
 
 def sync(device: str) -> None:
@@ -51,7 +51,9 @@ def track_fps(model, videos, frames: int, lockstep: int, **tracker_kwargs) -> tu
         tracker.update_batch([v.frames[4 + t % (len(v.frames) - 4)] for v in seqs])
     sync(device)
     elapsed = time.perf_counter() - start
-    candidates = len(candidate_offsets(tracker.radius, tracker.step, tracker.angles)) * len(tracker.scales)
+    width = seqs[0].frames[0].shape[1]
+    candidates = candidate_count(width, tracker.radius, tracker.step, tracker.angles, len(tracker.scales),
+                                 tracker.adaptive_radius)
     return frames * len(seqs) / elapsed, candidates
 
 

@@ -171,11 +171,32 @@ def split_videos(videos: list[ALOVVideo]) -> tuple[list[ALOVVideo], list[ALOVVid
     return [v for v in videos if v.name not in val_names], [v for v in videos if v.name in val_names]
 
 
-class ALOVPairs(Dataset):
-    """SINT training pairs (Sec. 4.1): two annotated frames of one video, 64 boxes each (ground truth
-    first, then boxes at polar offsets with IoU > 0.7 or < 0.5), frames resized to ``input_size``.
+def clipped_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An annotation box cut to the image (ALOV's corner boxes may leave it)."""
+    box = np.asarray(box, dtype=np.float64).copy()
+    box[:2] = np.clip(box[:2], 0, [width - 1, height - 1])
+    box[2:] = np.minimum(box[2:], [width - box[0], height - box[1]])
+    return box
 
-    Items: ``{"images": uint8 (2, 3, S, S), "boxes": (2, 64, 4) x1 y1 x2 y2 in input pixels, "labels": (2, 64)}``.
+
+def frame_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+class ALOVPairs(Dataset):
+    """SINT training pairs (Sec. 4.1) as ``prepare4hdf5gen.m`` forms them: the annotations are thinned to every
+    ``annotation_step``-th (2) and every annotated frame is paired with every later one of its video
+    (``pairs="all"``); ``pairs="random"`` gives each frame one random partner per epoch instead. Each frame brings 64
+    boxes: the ground truth first, then 63 drawn without replacement from its polar candidates with IoU > 0.7 or
+    < 0.5; a frame with fewer candidates is left out with its pairs, as the official scripts drop them. Frames are
+    resized to ``input_size`` (aspect not kept); boxes are rounded to input pixels as ``genHDF5.m`` rounds them.
+
+    Items: ``{"images": uint8 (2, 3, S, S), "boxes": (2, 64, 4) x1 y1 x2 y2 in input pixels, "labels": (2, 64)}``,
+    the earlier frame first.
     """
 
     def __init__(
@@ -187,12 +208,30 @@ class ALOVPairs(Dataset):
         neg_iou: float = 0.5,
         augment: bool = False,
         deterministic: bool = False,
+        pairs: str = "all",
+        annotation_step: int = 2,
     ) -> None:
+        from zoo.sint.sampling import labelled_candidates
+
+        if pairs not in ("all", "random"):
+            raise ValueError(f"pairs must be 'all' or 'random', not {pairs!r}")
         self.videos = videos
-        self.items = [(v, f) for v, video in enumerate(videos) for f in sorted(video.boxes)]
         self.input_size, self.boxes_per_frame = input_size, boxes_per_frame
         self.pos_iou, self.neg_iou = pos_iou, neg_iou
-        self.deterministic = deterministic
+        self.deterministic, self.pairs = deterministic, pairs
+        self.frames: list[list[int]] = []  # per video: the annotated frames that give enough boxes
+        for video in videos:
+            numbers = sorted(video.boxes)[::annotation_step]
+            w, h = frame_size(video.frame_path(numbers[0])) if numbers else (0, 0)
+            self.frames.append([
+                n for n in numbers
+                if len(labelled_candidates(clipped_box(video.boxes[n], w, h), w, h, pos_iou, neg_iou)[0])
+                >= boxes_per_frame - 1
+            ])
+        if pairs == "all":
+            self.items = [(v, a, b) for v, fs in enumerate(self.frames) for i, a in enumerate(fs) for b in fs[i + 1 :]]
+        else:
+            self.items = [(v, a, -1) for v, fs in enumerate(self.frames) if len(fs) > 1 for a in fs]
         self.transform = None
         if augment:
             import albumentations as A
@@ -208,32 +247,34 @@ class ALOVPairs(Dataset):
     def _frame(
         self, video: ALOVVideo, number: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from zoo.sint.sampling import sample_training_boxes
+        from zoo.sint.sampling import caffe_rois, sample_training_boxes
 
         image = read_rgb(video.frame_path(number))
-        box = video.boxes[number].copy()
         h, w = image.shape[:2]
-        box[:2] = np.clip(box[:2], 0, [w - 1, h - 1])
-        box[2:] = np.minimum(box[2:], [w - box[0], h - box[1]])
+        box = clipped_box(video.boxes[number], w, h)
+        sampled = None
         if self.transform is not None:
             out = self.transform(image=image, bboxes=[box.tolist()], ids=[0])
             if out["bboxes"]:
-                image, box = out["image"], np.asarray(out["bboxes"][0], dtype=np.float64)
-        boxes, labels = sample_training_boxes(box, w, h, rng, self.boxes_per_frame, self.pos_iou, self.neg_iou)
+                aug_box = np.asarray(out["bboxes"][0], dtype=np.float64)
+                sampled = sample_training_boxes(aug_box, w, h, rng, self.boxes_per_frame, self.pos_iou, self.neg_iou)
+                image = out["image"] if sampled is not None else image
+        if sampled is None:  # the frame was chosen for having enough boxes un-augmented
+            sampled = sample_training_boxes(box, w, h, rng, self.boxes_per_frame, self.pos_iou, self.neg_iou)
+        boxes, labels = sampled
         s = self.input_size
         resized = cv2.resize(image, (s, s), interpolation=cv2.INTER_LINEAR)
-        scale = np.array([s / w, s / h, s / w, s / h])
-        xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1) * scale
-        return resized, xyxy, labels
+        return resized, caffe_rois(boxes, 0, s / w, s / h, rounded=True)[:, 1:].numpy(), labels
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         seed = index if self.deterministic else int(torch.randint(2**31, ()))
         rng = np.random.default_rng(seed)
-        v, a = self.items[index]
+        v, a, b = self.items[index]
         video = self.videos[v]
-        others = [f for f in video.boxes if f != a] or [a]
-        b = int(others[rng.integers(len(others))])
-        frames, boxes, labels = zip(*(self._frame(video, n, rng) for n in (a, b)))
+        if b < 0:
+            others = [f for f in self.frames[v] if f != a]
+            b = int(others[rng.integers(len(others))])
+        frames, boxes, labels = zip(*(self._frame(video, n, rng) for n in sorted((a, b))))
         return {
             "images": torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(),
             "boxes": torch.from_numpy(np.stack(boxes)).float(),
@@ -242,7 +283,7 @@ class ALOVPairs(Dataset):
 
 
 class ALOVDataModule(ZooDataModule):
-    """ALOV300++ frame pairs for SINT; the last video of each category is the validation set."""
+    """ALOV300++ frame pairs for SINT (``ALOVPairs``); the last video of each category is the validation set."""
 
     def __init__(
         self,
@@ -251,6 +292,8 @@ class ALOVDataModule(ZooDataModule):
         boxes_per_frame: int = 64,
         augment: bool = False,
         exclude: bool = True,
+        pairs: str = "all",
+        annotation_step: int = 2,
         batch_size: int = 4,
         num_workers: int = 2,
         seed: int = 0,
@@ -266,5 +309,10 @@ class ALOVDataModule(ZooDataModule):
         train, val = split_videos(videos)
         if not train:
             train, val = val, []
-        self.train_set = ALOVPairs(train, hp.input_size, hp.boxes_per_frame, augment=hp.augment)
-        self.val_set = ALOVPairs(val, hp.input_size, hp.boxes_per_frame, deterministic=True) if val else None
+        kw = dict(pairs=hp.pairs, annotation_step=hp.annotation_step)
+        self.train_set = ALOVPairs(train, hp.input_size, hp.boxes_per_frame, augment=hp.augment, **kw)
+        self.val_set = ALOVPairs(val, hp.input_size, hp.boxes_per_frame, deterministic=True, **kw) if val else None
+        if self.val_set is not None and len(self.val_set) == 0:
+            self.val_set = None
+        if len(self.train_set) == 0:
+            raise DatasetError(f"{hp.root}: no ALOV300++ frame pair has {hp.boxes_per_frame} boxes per frame")

@@ -14,7 +14,16 @@ from datamodules import alov
 from datamodules.synthetic import SynthConfig, generate_video, synthesize
 from zoo.sint import contrastive_loss
 from zoo.sint.regression import RidgeRegressor, apply_targets, rcnn_targets
-from zoo.sint.sampling import box_iou, candidate_boxes, candidate_offsets, polar_boxes, sample_training_boxes
+from zoo.sint.sampling import (
+    box_iou,
+    caffe_rois,
+    candidate_boxes,
+    candidate_count,
+    regression_samples,
+    sample_training_boxes,
+    training_candidates,
+)
+from zoo.sint.tracker import flow_support
 
 CFG = SynthConfig(height=96, width=128, num_frames=16, min_size=8, max_size=14)
 
@@ -45,15 +54,18 @@ def test_contrastive_loss_by_hand():
 def test_training_boxes_obey_iou_thresholds():
     rng = np.random.default_rng(0)
     gt = np.array([100.0, 80.0, 40.0, 60.0])
-    assert len(polar_boxes(gt, 10_000, 10_000)) == 160
+    assert len(training_candidates(gt, 10_000, 10_000)) == 160  # funcSample.m: 16 angles x 10 radii
     boxes, labels = sample_training_boxes(gt, 320, 240, rng)
     assert boxes.shape == (64, 4) and labels.shape == (64,)
     np.testing.assert_array_equal(boxes[0], gt)
+    assert len(np.unique(boxes[1:], axis=0)) == 63  # drawn without replacement
     ious = box_iou(boxes, gt)
     assert ((ious > 0.7) == (labels == 1)).all() and (ious[labels == 0] < 0.5).all()
     assert ((ious <= 0.7) & (ious >= 0.5)).sum() == 0
     assert (boxes[:, 2:] == gt[2:]).all()
-    assert ((boxes[:, 0] >= 0) & (boxes[:, 0] + boxes[:, 2] <= 320)).all()
+    assert ((boxes[:, 0] > 0) & (boxes[:, 0] + boxes[:, 2] < 320)).all()
+    # a box filling most of the frame has too few candidates: no sample (the official scripts drop the pair)
+    assert sample_training_boxes(np.array([10.0, 10.0, 300.0, 220.0]), 320, 240, rng) is None
 
 
 def test_pairs_give_128_and_skip_excluded_and_broken_videos(tmp_path, caplog):
@@ -80,6 +92,8 @@ def test_pairs_give_128_and_skip_excluded_and_broken_videos(tmp_path, caplog):
     assert {v.category for v in val} == {v.category for v in usable} and len(train) + len(val) == 4
     ds = alov.ALOVPairs(usable, input_size=64)
     item = ds[0]
+    assert item["boxes"][0, 0].tolist() == caffe_rois(usable[0].boxes[ds.items[0][1]], 0, 64 / CFG.width,
+                                                      64 / CFG.height, rounded=True)[0, 1:].tolist()
     assert item["images"].shape == (2, 3, 64, 64) and item["boxes"].shape == (2, 64, 4)
     # the pairs: the ground truth of each frame against the 64 boxes of the other
     assert item["labels"].numel() == 128 and (item["labels"][:, 0] == 1).all()
@@ -95,29 +109,63 @@ def test_pairs_give_128_and_skip_excluded_and_broken_videos(tmp_path, caplog):
     assert f"{victim.name}.ann" in caplog.text and "missing" in caplog.text
 
 
-def test_candidate_count_for_a_known_frame():
-    assert len(candidate_offsets()) == 101  # zero + 10 angles x 10 radii (3 px steps to 30 px)
-    first = np.array([20.0, 20.0])
-    boxes = candidate_boxes(np.array([502.0, 502.0, 20.0, 20.0]), first, 1024, 1024, input_size=512)
-    assert len(boxes) == 3 * 101  # far from the borders: everything kept
-    np.testing.assert_allclose(sorted(set(np.round(boxes[:, 2], 6))), [20 / math.sqrt(2), 20, 20 * math.sqrt(2)])
-    steps = np.linalg.norm(candidate_offsets()[1:], axis=1)
-    assert steps.max() == pytest.approx(30) and steps.min() == pytest.approx(3)
-    corner = candidate_boxes(np.array([0.0, 0.0, 20.0, 20.0]), first, 1024, 1024, input_size=512)
-    assert 0 < len(corner) < 303 and (corner[:, :2] >= 0).all()  # boxes leaving the image are dropped
+def test_pairs_are_every_later_annotated_frame(tmp_path):
+    """prepare4hdf5gen.m: annotations thinned 1:2, each with every later one of its video; a frame with fewer than
+    63 candidates is dropped with its pairs; pairs="random" gives one partner per frame."""
+    cfg = SynthConfig(height=120, width=160, num_frames=40, min_size=10, max_size=16)
+    root = synthesize("alov", tmp_path / "alov", num_videos=4, seed=5, cfg=cfg)
+    videos = alov.usable_videos(root)
+    ds = alov.ALOVPairs(videos, input_size=64)
+    expected, rng = [], np.random.default_rng(0)
+    for v, video in enumerate(videos):
+        thinned = sorted(video.boxes)[::2]
+        kept = [n for n in thinned if sample_training_boxes(video.boxes[n], 160, 120, rng) is not None]
+        assert ds.frames[v] == kept
+        expected += [(v, a, b) for i, a in enumerate(kept) for b in kept[i + 1:]]
+    assert ds.items == expected and len(ds) >= 4 * 3  # 8 annotations -> 4 -> 6 pairs per video when all qualify
+    random_pairs = alov.ALOVPairs(videos, input_size=64, pairs="random")
+    assert len(random_pairs) == sum(len(f) for f in ds.frames if len(f) > 1)
+    assert random_pairs[0]["boxes"].shape == (2, 64, 4)
 
 
-def test_search_radius_is_the_papers_fraction_of_the_frame_at_any_input_size():
-    """30 px at the paper's 512 x 512 input, i.e. 30 W / 512 in the frame, for sint_tiny's 128 x 128 input too."""
-    import zoo
+def test_candidate_grid_is_run_sint_otbs():
+    """run_SINT_OTB.py: 363 candidates at 640 x 480 (radius 30 x 640 / 512 = 37.5 px, 12 steps of 3 px, 10 angles,
+    plus no move, 3 scales), anchored at the previous box's top-left corner, rounded, strictly inside the frame;
+    plain SINT's fixed 30 px radius gives 10 steps: 303."""
+    previous, first = np.array([300.0, 200.0, 40.0, 50.0]), np.array([40.0, 50.0])
+    boxes = candidate_boxes(previous, first, 640, 480)
+    assert len(boxes) == 363 == candidate_count(640)
+    fixed = candidate_boxes(previous, first, 640, 480, adaptive=False)
+    assert len(fixed) == 303 == candidate_count(640, adaptive=False)
+    radii = np.linalg.norm(boxes[:, :2] - previous[:2], axis=1)
+    assert radii.max() == pytest.approx(36, abs=0.75) and np.isclose(radii, 0).sum() == 3  # 12 x 3 px; rounding
+    # anchored at the top-left corner, not the centre: every scale has the same 121 corners
+    corners = [{tuple(c) for c in boxes[np.abs(boxes[:, 2] - s * 40) <= 1, :2]} for s in (0.7071, 1.0, 1.4142)]
+    assert len(corners[0]) == 121 and corners[0] == corners[1] == corners[2]
+    assert (boxes == np.round(boxes)).all()
+    near_edge = candidate_boxes(np.array([2.0, 2.0, 40.0, 50.0]), first, 640, 480)
+    assert 0 < len(near_edge) < 363 and (near_edge[:, :2] > 0).all()
 
+
+def test_search_radius_plain_sint_fixed_and_sint_plus_adaptive():
+    """Plain SINT searches 30 px around the previous box (Sec. 4.2); SINT+ and the released code 30 W / 512."""
     frame = np.zeros((512, 1024, 3), np.uint8)
-    tracker = zoo.create_model("sint_tiny").tracker(regression=False)
-    tracker.init(frame, np.array([500.0, 240.0, 24.0, 32.0]))
-    c = tracker.candidates()
-    centres = c[:, :2] + c[:, 2:] / 2 - np.array([512.0, 256.0])
-    assert np.abs(centres[:, 0]).max() == pytest.approx(30 * 1024 / 512)
-    assert np.abs(centres[:, 1]).max() == pytest.approx(30 * 512 / 512, rel=0.05)  # sin(72 deg) of 30
+    model = zoo.create_model("sint_tiny")
+    for flow, radius in ((False, 30.0), (True, 30.0 * 1024 / 512)):
+        tracker = model.tracker(regression=False, flow=flow)
+        tracker.init(frame, np.array([500.0, 240.0, 24.0, 32.0]))
+        move = tracker.candidates()[:, :2] - np.array([500.0, 240.0])
+        assert np.linalg.norm(move, axis=1).max() == pytest.approx(3 * math.floor(radius / 3), abs=0.75)
+
+
+def test_regression_samples_as_released():
+    """20 angles, 1 px radial steps to 30 W / 512, 7 scales 0.7 .. 1/0.7 at the box's corner, IoU > 0.6."""
+    box = np.array([300.0, 200.0, 40.0, 50.0])
+    samples = regression_samples(box, 640, 480)
+    assert (box_iou(samples, box) > 0.6).all() and len(samples) > 100
+    widths = set(np.round(samples[:, 2]).astype(int))
+    assert {round(0.8 * 40), 40, round(40 / 0.8)} <= widths
+    assert np.isclose(samples, box).all(1).any()  # the box itself (zero offset, scale 1)
 
 
 def test_ridge_regression_recovers_a_known_shift():
@@ -127,10 +175,41 @@ def test_ridge_regression_recovers_a_known_shift():
     targets = rcnn_targets(proposals, gt)
     # features that encode the offset linearly, plus noise dimensions
     feats = np.c_[proposals[:, :2] - gt[:2], rng.normal(0, 1e-3, (200, 30))]
-    reg = RidgeRegressor(lam=1e-6).fit(torch.from_numpy(feats), torch.from_numpy(targets))
+    reg = RidgeRegressor(alpha=1e-6, fit_intercept=True).fit(torch.from_numpy(feats), torch.from_numpy(targets))
     test = np.array([56.0, 37.0, 30.0, 20.0])
     t = reg.predict(torch.from_numpy(np.r_[test[:2] - gt[:2], np.zeros(30)])[None])[0].numpy()
     np.testing.assert_allclose(apply_targets(test, t), gt, atol=1e-3)
+
+
+def test_ridge_defaults_are_alpha_1_without_intercept():
+    """run_SINT_OTB.py: Ridge(alpha=1, fit_intercept=False), i.e. W = (X'X + I)^-1 X'Y and no bias."""
+    rng = np.random.default_rng(1)
+    x, y = torch.from_numpy(rng.normal(size=(30, 12)) + 3.0), torch.from_numpy(rng.normal(size=(30, 4)))
+    reg = RidgeRegressor().fit(x, y)
+    primal = torch.linalg.solve(x.T @ x + torch.eye(12, dtype=x.dtype), x.T @ y)
+    torch.testing.assert_close(reg.weight, primal)
+    torch.testing.assert_close(reg.predict(torch.zeros(1, 12, dtype=x.dtype)), torch.zeros(1, 4, dtype=x.dtype))
+    with_bias = RidgeRegressor(fit_intercept=True).fit(x, y)
+    assert not torch.allclose(with_bias.predict(torch.zeros(1, 12, dtype=x.dtype)), torch.zeros(1, 4, dtype=x.dtype))
+
+
+def test_flow_check_counts_pixels_of_the_unrefined_previous_box():
+    """SINT+ (run_SINT_OTB.py): the previous *unrefined* box's pixels, moved by the flow, must fill more than 0.25 of
+    its area inside a top candidate; bounds inclusive."""
+    flow = np.zeros((60, 80, 2), np.float32)
+    flow[..., 0] = 5.0  # everything moves 5 px right
+    prev = np.array([11.0, 11.0, 10.0, 10.0])  # pixels 11..20 (1-based)
+    cands = np.array([[16.0, 11.0, 10.0, 10.0], [26.0, 11.0, 10.0, 10.0], [20.0, 11.0, 10.0, 10.0]])
+    assert flow_support(flow, prev, cands).tolist() == [100, 0, 60]
+
+    model = zoo.create_model("sint_tiny")
+    frame = np.zeros((96, 128, 3), np.uint8)
+    tracker = model.tracker(flow=True, regression=False)
+    tracker.init(frame, np.array([40.0, 30.0, 16.0, 16.0]))
+    st = tracker._states[0]
+    st.previous, st.output = np.array([40.0, 30.0, 16.0, 16.0]), np.array([80.0, 60.0, 16.0, 16.0])
+    cands = np.array([st.output, st.previous])  # the refined box scores best but has no support from `previous`
+    assert tracker._flow_check(st, frame, cands, np.array([1.0, 0.5]), 0) == 1
 
 
 def test_lockstep_tracking_equals_one_sequence_at_a_time():
@@ -182,7 +261,9 @@ def test_sint_tiny_learns_to_track(tmp_path):
     untrained = zoo.create_model("sint_tiny")
     pl.seed_everything(0)
     model = zoo.create_model("sint_tiny")
-    dm = alov.ALOVDataModule(str(root), input_size=128, batch_size=8, num_workers=2)
+    # the tiny preset's choices (configs/sint_tiny_synthetic.yaml): one random partner per annotated frame and the
+    # resolution-adaptive radius; with the released all-later-pairs and plain SINT's 30 px radius it reached 0.517
+    dm = alov.ALOVDataModule(str(root), input_size=128, batch_size=8, num_workers=2, pairs="random", annotation_step=1)
     trainer = build_trainer(max_epochs=3, loggers="", enable_progress_bar=False, enable_model_summary=False,
                             enable_checkpointing=False, default_root_dir=str(tmp_path))
     before = trainer.validate(model, dm, verbose=False)[0]
@@ -191,8 +272,8 @@ def test_sint_tiny_learns_to_track(tmp_path):
     assert after["val/neg_dist"] - after["val/pos_dist"] > before["val/neg_dist"] - before["val/pos_dist"] + 0.2
     auc = {}
     for name, net in (("trained", model), ("untrained", untrained)):
-        perf = benchmark_otb(net.eval().tracker(), otb, tmp_path / "bench", subset="folders", name=name,
-                             batch_size=40, enable_progress_bar=False)
+        perf = benchmark_otb(net.eval().tracker(adaptive_radius=True), otb, tmp_path / "bench", subset="folders",
+                             name=name, batch_size=40, enable_progress_bar=False)
         auc[name] = perf[name]["overall"]["success_score"]
     print(f"SINT tiny, OTB AUC on 40 held-out synthetic sequences: {auc}")
     assert auc["trained"] >= 0.5 and auc["trained"] > auc["untrained"] + 0.05, auc

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.module import ZooModule, hparams_optimizer, weight_bias_groups
-from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD
+from zoo.nn.preprocessing import CAFFE_ILSVRC_MEAN, input_normalization
 from zoo.nn.roi import SiameseRoIHead
 from zoo.nn.vgg import StrideFourVGG16, TinyStrideFour
 from zoo.registry import register_model
@@ -30,8 +30,9 @@ class SINT(ZooModule):
     """SINT network and training module; ``tracker()`` gives the got10k-style tracker.
 
     Choice: frames are normalised with torchvision's ImageNet mean and std (the weights used), not the
-    Caffe BGR mean of the released code. As ``SINT_train.prototxt``: fc6 is linear (``fc6_relu=False``) and biases
-    learn at ``bias_lr_factor`` (2) x their layer's rate without weight decay.
+    Caffe BGR mean of the released code; ``preprocessing="caffe"`` subtracts that mean from 0-255 pixels, as the
+    authors' weights expect (``zoo convert caffe``). As ``SINT_train.prototxt``: fc6 is linear
+    (``fc6_relu=False``) and biases learn at ``bias_lr_factor`` (2) x their layer's rate without weight decay.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class SINT(ZooModule):
         freeze_prefix: bool = True,
         fc6_relu: bool = False,
         bias_lr_factor: float = 2.0,
+        preprocessing: str = "torchvision",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -64,8 +66,9 @@ class SINT(ZooModule):
         if freeze_prefix:
             for p in self.trunk.frozen_prefix():
                 p.requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = input_normalization(preprocessing, CAFFE_ILSVRC_MEAN)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
 
     @property
     def embedding_dim(self) -> int:

@@ -24,22 +24,24 @@ def apply_targets(box: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 class RidgeRegressor:
-    """Y ~ X W + b with an L2 penalty ``lam`` on W, solved in the dual (few samples, many features)."""
+    """Y ~ X W (+ b) minimising |Y - X W - b|^2 + ``alpha`` |W|^2, solved in the dual (few samples, many features).
 
-    def __init__(self, lam: float = 0.1) -> None:
-        self.lam = lam
+    Defaults as the released tracker's ``Ridge(alpha=1, fit_intercept=False)`` (``run_SINT_OTB.py``).
+    """
+
+    def __init__(self, alpha: float = 1.0, fit_intercept: bool = False) -> None:
+        self.alpha, self.fit_intercept = alpha, fit_intercept
         self.weight: torch.Tensor | None = None
         self.bias: torch.Tensor | None = None
         self.mean: torch.Tensor | None = None
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> RidgeRegressor:
         x, y = x.double(), y.double()
-        self.mean = x.mean(0, keepdim=True)
+        self.mean = x.mean(0, keepdim=True) if self.fit_intercept else torch.zeros_like(x[:1])
+        self.bias = y.mean(0, keepdim=True) if self.fit_intercept else torch.zeros_like(y[:1])
         xc = x - self.mean
-        ymean = y.mean(0, keepdim=True)
-        gram = xc @ xc.T + self.lam * torch.eye(len(x), dtype=x.dtype, device=x.device)
-        self.weight = xc.T @ torch.linalg.solve(gram, y - ymean)
-        self.bias = ymean
+        gram = xc @ xc.T + self.alpha * torch.eye(len(x), dtype=x.dtype, device=x.device)
+        self.weight = xc.T @ torch.linalg.solve(gram, y - self.bias)
         return self
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,10 @@
-"""Tracking with SINT (Sec. 4.2): the first-frame query is never updated; candidates at polar offsets of
-the previous box at three scales are scored in one forward pass by the inner product of descriptors;
-the best wins, refined by box regression (the next search starts from the unrefined box). SINT+ adds
-the optical-flow check on the top candidates."""
+"""Tracking with SINT (Sec. 4.2) as ``run_SINT_OTB.py`` tracks: the first-frame query is never updated; candidates
+at polar offsets of the previous box at three scales are scored in one forward pass by the inner product of
+descriptors; the best wins, refined by box regression (the next search starts from the unrefined box). SINT+ adds
+the resolution-adaptive search radius and the optical-flow check on the top candidates."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.sint.regression import RidgeRegressor, apply_targets, rcnn_targets
-from zoo.sint.sampling import box_iou, candidate_boxes, polar_boxes
+from zoo.sint.sampling import REGRESSION_SCALES, SCALES, caffe_rois, candidate_boxes, regression_samples
 from zoo.tracking.base import BatchTracker, BoxLike, ImageLike
 
 
@@ -30,40 +29,33 @@ class _State:
     gray: np.ndarray | None = None
 
 
-def to_rois(boxes: np.ndarray, index: int, sx: float, sy: float) -> torch.Tensor:
-    """x, y, w, h boxes in frame pixels -> (K, 5) rois in input pixels for image ``index``."""
-    b = np.asarray(boxes, dtype=np.float64)
-    r = np.stack(
-        [np.full(len(b), index), b[:, 0] * sx, b[:, 1] * sy, (b[:, 0] + b[:, 2]) * sx, (b[:, 1] + b[:, 3]) * sy], 1
-    )
-    return torch.from_numpy(r).float()
-
-
 def flow_support(flow: np.ndarray, previous: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Fraction of the previous box's pixels that, moved by the flow, fall inside each candidate."""
+    """How many pixels of the previous box, moved by the flow, land inside each candidate (``run_SINT_OTB.py``: the
+    pixels int(x) .. int(x + w - 1) of 1-based box coordinates, pixel column c at x = c + 1; bounds inclusive)."""
     h, w = flow.shape[:2]
-    x0, y0 = int(max(previous[0], 0)), int(max(previous[1], 0))
-    x1, y1 = int(min(previous[0] + previous[2], w)), int(min(previous[1] + previous[3], h))
-    if x1 <= x0 or y1 <= y0:
+    px1, py1 = max(int(previous[0]), 1), max(int(previous[1]), 1)
+    px2, py2 = min(int(previous[0] + previous[2] - 1), w), min(int(previous[1] + previous[3] - 1), h)
+    if px2 < px1 or py2 < py1:
         return np.zeros(len(candidates))
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    mx = xs + flow[y0:y1, x0:x1, 0]
-    my = ys + flow[y0:y1, x0:x1, 1]
+    ys, xs = np.mgrid[py1 : py2 + 1, px1 : px2 + 1]
+    mx = (xs + flow[py1 - 1 : py2, px1 - 1 : px2, 0]).ravel()[None]
+    my = (ys + flow[py1 - 1 : py2, px1 - 1 : px2, 1]).ravel()[None]
     c = candidates
     inside = (
-        (mx.ravel()[None] >= c[:, :1])
-        & (mx.ravel()[None] < c[:, :1] + c[:, 2:3])
-        & (my.ravel()[None] >= c[:, 1:2])
-        & (my.ravel()[None] < c[:, 1:2] + c[:, 3:4])
+        (mx >= c[:, :1]) & (mx <= c[:, :1] + c[:, 2:3] - 1) & (my >= c[:, 1:2]) & (my <= c[:, 1:2] + c[:, 3:4] - 1)
     )
-    return inside.mean(1)
+    return inside.sum(1)
 
 
 class SINTTracker(BatchTracker):
     """got10k-style tracker over a ``SINT`` network; ``flow=True`` gives SINT+.
 
-    ``radius`` and ``step`` are pixels at the paper's 512 x 512 input (``reference_size``), so the search
-    region is the same fraction of the frame whatever the network's input size (30 W / 512 in the frame).
+    Defaults are ``run_SINT_OTB.py``'s: ``step`` 3 px radial steps (frame pixels) in 10 directions up to the search
+    radius, 3 scales of the first box; the radius is ``radius`` x W / 512 with ``adaptive_radius`` (SINT+, the
+    released code) and ``radius`` px without (plain SINT, Sec. 4.2); ``adaptive_radius=None`` follows ``flow``.
+    Box regression: ridge (alpha 1, no intercept) on the L2-normalised conv4_3 RoI features of first-frame samples
+    (20 angles, 1 px steps, 7 scales 0.7 .. 1/0.7, IoU > 0.6). SINT+ checks the top 5 candidates against the flow
+    from the previous, unrefined box (more than 0.25 of its area must land inside).
     """
 
     def __init__(
@@ -71,12 +63,16 @@ class SINTTracker(BatchTracker):
         model,  # noqa: ANN001
         radius: float = 30.0,
         step: float = 3.0,
-        reference_size: int = 512,
         angles: int = 10,
-        scales: Sequence[float] = (math.sqrt(2) / 2, 1.0, math.sqrt(2)),
+        scales: Sequence[float] = SCALES,
+        adaptive_radius: bool | None = None,
         regression: bool = True,
-        ridge_lambda: float = 0.1,
+        ridge_alpha: float = 1.0,
+        ridge_intercept: bool = False,
         regression_iou: float = 0.6,
+        regression_angles: int = 20,
+        regression_step: float = 1.0,
+        regression_scales: Sequence[float] = REGRESSION_SCALES,
         flow: bool = False,
         flow_top: int = 5,
         flow_threshold: float = 0.25,
@@ -90,8 +86,10 @@ class SINTTracker(BatchTracker):
         if (on_gpu if channels_last is None else channels_last):
             self.model.to(memory_format=torch.channels_last)
         self.radius, self.step, self.angles, self.scales = radius, step, angles, tuple(scales)
-        self.reference_size = reference_size
-        self.regression, self.ridge_lambda, self.regression_iou = regression, ridge_lambda, regression_iou
+        self.adaptive_radius = flow if adaptive_radius is None else adaptive_radius
+        self.regression, self.ridge_alpha, self.ridge_intercept = regression, ridge_alpha, ridge_intercept
+        self.regression_iou, self.regression_angles = regression_iou, regression_angles
+        self.regression_step, self.regression_scales = regression_step, tuple(regression_scales)
         self.flow, self.flow_top, self.flow_threshold = flow, flow_top, flow_threshold
         self.name = name or ("SINT+" if flow else "SINT")
         self._states: list[_State] = []
@@ -104,7 +102,7 @@ class SINTTracker(BatchTracker):
         boxes = [np.asarray(b, dtype=np.float64) for b in boxes]
         x, factors = self.model.prepare(list(images))
         feats = self._trunk(x)
-        rois = torch.cat([to_rois(b[None], i, *f) for i, (b, f) in enumerate(zip(boxes, factors))]).to(x.device)
+        rois = torch.cat([caffe_rois(b[None], i, *f) for i, (b, f) in enumerate(zip(boxes, factors))]).to(x.device)
         with self._autocast():
             queries = self.model.embed(feats, rois).float()
         self._states = []
@@ -128,18 +126,13 @@ class SINTTracker(BatchTracker):
 
     def _fit_regressor(self, feats, index: int, box: np.ndarray, factor, size) -> RidgeRegressor | None:  # noqa: ANN001
         h, w = size
-        samples = [polar_boxes(box, w, h, angles=16, radii=10)]
-        for s in (0.8, 0.9, 1.1, 1.2):
-            scaled = box.copy()
-            scaled[2:] *= s
-            scaled[:2] += (box[2:] - scaled[2:]) / 2
-            samples.append(polar_boxes(scaled, w, h, angles=8, radii=5))
-        samples = np.concatenate(samples)
-        samples = samples[box_iou(samples, box) > self.regression_iou]
-        if len(samples) < 8:
+        samples = regression_samples(box, w, h, self.radius, self.regression_angles, self.regression_step,
+                                     self.regression_scales, self.regression_iou)
+        if len(samples) == 0:
             return None
-        x = self._conv4(feats, to_rois(samples, index, *factor))
-        return RidgeRegressor(self.ridge_lambda).fit(x, torch.from_numpy(rcnn_targets(samples, box)).to(x.device))
+        x = self._conv4(feats, caffe_rois(samples, index, *factor))
+        return RidgeRegressor(self.ridge_alpha, self.ridge_intercept).fit(
+            x, torch.from_numpy(rcnn_targets(samples, box)).to(x.device))
 
     def _conv4(self, feats, rois: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         return F.normalize(self.model.head.conv4_features(feats[0], rois.to(feats[0].device)).float(), dim=1)
@@ -148,8 +141,8 @@ class SINTTracker(BatchTracker):
         """Candidate boxes (x, y, w, h, frame pixels) for sequence ``index``'s next frame."""
         st = self._states[index]
         h, w = st.frame_size
-        return candidate_boxes(st.previous, st.first_size, w, h, self.reference_size, self.radius, self.step,
-                               self.angles, self.scales)
+        return candidate_boxes(st.previous, st.first_size, w, h, self.radius, self.step, self.angles, self.scales,
+                               self.adaptive_radius)
 
     @torch.no_grad()
     def update_batch(self, images: Sequence[ImageLike | None]) -> list[np.ndarray | None]:
@@ -162,7 +155,7 @@ class SINTTracker(BatchTracker):
         cands, rois = [], []
         for k, i in enumerate(active):
             cands.append(c := self.candidates(i))
-            rois.append(to_rois(c, k, *factors[k]))
+            rois.append(caffe_rois(c, k, *factors[k]))
         with self._autocast():
             desc = self.model.embed(feats, torch.cat(rois).to(x.device)).float()
         # every candidate against its own sequence's query, one transfer to the host for all of them
@@ -181,7 +174,7 @@ class SINTTracker(BatchTracker):
         refined = list(chosen)
         with_reg = [k for k, i in enumerate(active) if self._states[i].regressor is not None]
         if with_reg:
-            rois = torch.cat([to_rois(chosen[k][None], k, *factors[k]) for k in with_reg])
+            rois = torch.cat([caffe_rois(chosen[k][None], k, *factors[k]) for k in with_reg])
             feat = self._conv4(feats, rois)
             deltas = torch.cat(
                 [self._states[active[k]].regressor.predict(feat[row : row + 1]) for row, k in enumerate(with_reg)]
@@ -198,7 +191,7 @@ class SINTTracker(BatchTracker):
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         flow = cv2.calcOpticalFlowFarneback(st.gray, gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)
         st.gray = gray
-        top = np.argsort(-scores)[: self.flow_top]
-        support = flow_support(flow, st.output, cands[top])
-        passing = top[support > self.flow_threshold]
+        top = np.argsort(-scores, kind="stable")[: self.flow_top]
+        support = flow_support(flow, st.previous, cands[top])  # from the unrefined box, as the released code
+        passing = top[support > self.flow_threshold * st.previous[2] * st.previous[3]]
         return int(passing[0]) if len(passing) else best
