@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.base import ZooDataModule
+from datamodules.detection_frames import image_size
 from datamodules.text import read_lines
 from datamodules.video import read_rgb
 from zoo.errors import DatasetError, parse_error
@@ -179,14 +180,6 @@ def clipped_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
     return box
 
 
-def frame_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file from its header."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
-
-
 class ALOVPairs(Dataset):
     """SINT training pairs (Sec. 4.1) as ``prepare4hdf5gen.m`` forms them: the annotations are thinned to every
     ``annotation_step``-th (2) and every annotated frame is paired with every later one of its video
@@ -215,14 +208,19 @@ class ALOVPairs(Dataset):
 
         if pairs not in ("all", "random"):
             raise ValueError(f"pairs must be 'all' or 'random', not {pairs!r}")
+        if annotation_step < 1:
+            raise ValueError(f"annotation_step must be a positive integer, not {annotation_step!r}")
         self.videos = videos
         self.input_size, self.boxes_per_frame = input_size, boxes_per_frame
         self.pos_iou, self.neg_iou = pos_iou, neg_iou
-        self.deterministic, self.pairs = deterministic, pairs
+        self.deterministic = deterministic
         self.frames: list[list[int]] = []  # per video: the annotated frames that give enough boxes
         for video in videos:
             numbers = sorted(video.boxes)[::annotation_step]
-            w, h = frame_size(video.frame_path(numbers[0])) if numbers else (0, 0)
+            size = image_size(video.frame_path(numbers[0])) if numbers else (0, 0)
+            if size is None:
+                raise DatasetError(f"{video.frame_path(numbers[0])}: not a readable image")
+            w, h = size
             self.frames.append([
                 n for n in numbers
                 if len(labelled_candidates(clipped_box(video.boxes[n], w, h), w, h, pos_iou, neg_iou)[0])

@@ -207,8 +207,8 @@ def test_flow_check_counts_pixels_of_the_unrefined_previous_box():
     tracker = model.tracker(flow=True, regression=False)
     tracker.init(frame, np.array([40.0, 30.0, 16.0, 16.0]))
     st = tracker._states[0]
-    st.previous, st.output = np.array([40.0, 30.0, 16.0, 16.0]), np.array([80.0, 60.0, 16.0, 16.0])
-    cands = np.array([st.output, st.previous])  # the refined box scores best but has no support from `previous`
+    st.previous, refined = np.array([40.0, 30.0, 16.0, 16.0]), np.array([80.0, 60.0, 16.0, 16.0])
+    cands = np.array([refined, st.previous])  # the refined box scores best but has no support from `previous`
     assert tracker._flow_check(st, frame, cands, np.array([1.0, 0.5]), 0) == 1
 
 

@@ -22,8 +22,7 @@ from zoo.tracking.base import BatchTracker, BoxLike, ImageLike
 class _State:
     query: torch.Tensor
     first_size: np.ndarray
-    previous: np.ndarray  # unrefined: where the next search starts
-    output: np.ndarray  # refined: what was reported
+    previous: np.ndarray  # unrefined: where the next search starts (the refined box is only reported)
     frame_size: tuple[int, int]
     regressor: RidgeRegressor | None = None
     gray: np.ndarray | None = None
@@ -107,7 +106,7 @@ class SINTTracker(BatchTracker):
             queries = self.model.embed(feats, rois).float()
         self._states = []
         for i, (image, box) in enumerate(zip(images, boxes)):
-            state = _State(queries[i], box[2:].copy(), box.copy(), box.copy(), image.shape[:2])
+            state = _State(queries[i], box[2:].copy(), box.copy(), image.shape[:2])
             if self.regression:
                 state.regressor = self._fit_regressor(feats, i, box, factors[i], image.shape[:2])
             if self.flow:
@@ -183,7 +182,7 @@ class SINTTracker(BatchTracker):
                 refined[k] = apply_targets(chosen[k], deltas[row])
         for k, i in enumerate(active):
             st = self._states[i]
-            st.previous, st.output = chosen[k].copy(), refined[k].copy()
+            st.previous = chosen[k].copy()
             out[i] = refined[k]
         return out
 
