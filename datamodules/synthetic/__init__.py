@@ -28,6 +28,7 @@ from datamodules.synthetic.writers import (
     write_jhmdb_sentences,
     write_otb,
     write_otb99lang,
+    write_referit,
     write_ucf101,
     write_ucf101_24,
     write_ucfsports,
@@ -35,7 +36,7 @@ from datamodules.synthetic.writers import (
 from zoo.errors import DatasetError
 
 WRITERS = {"otb": write_otb, "otb99lang": write_otb99lang, "alov": write_alov, "ucf101": write_ucf101,
-           "a2d": write_a2d, "jhmdb-sentences": write_jhmdb_sentences,
+           "a2d": write_a2d, "jhmdb-sentences": write_jhmdb_sentences, "referit": write_referit,
            "ucf101-24": write_ucf101_24, "jhmdb": write_jhmdb, "ucfsports": write_ucfsports}
 ACTOR_FORMATS = ("a2d", "jhmdb-sentences")
 # action-tube formats and their generate_tube_video options: UCF101-24 is untrimmed with one or two actors; J-HMDB

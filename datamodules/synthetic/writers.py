@@ -5,12 +5,15 @@ One loader then reads real and synthetic data alike: OTB (``<Seq>/img/%04d.jpg``
 frame), UCF101 (``<Class>/v_<Class>_gXX_cYY.avi`` + ``ucfTrainTestlist/``), A2D Sentences (``Release/`` +
 ``text_annotations/`` with HDF5 masks), J-HMDB Sentences (PNG frames + ``puppet_mask.mat``), and for
 spatio-temporal action detection UCF101-24 as ROAD releases it (``rgb-images/``, flow images, ``splitfiles/``) and
-J-HMDB-21 / UCF-Sports in ACT's layout (``Frames/``, ``FlowBrox04/``, ``*-GT.pkl``).
+J-HMDB-21 / UCF-Sports in ACT's layout (``Frames/``, ``FlowBrox04/``, ``*-GT.pkl``), and ReferIt as the language
+tracker's lingual network reads it (``referit-dataset/images``, ``.mat`` masks, ``data/*.json``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,11 +22,13 @@ import numpy as np
 
 from datamodules import a2d_sentences as a2d
 from datamodules import jhmdb_sentences as jhmdb
+from datamodules import referit
 from datamodules.action_tubes import TubeAnnotations, write_act_gt, write_pyannot, write_split_list
 from datamodules.alov import ANN_DIR, FRAMES_DIR, write_ann
 from datamodules.otb import write_boxes
 from datamodules.synthetic.generator import MOTIONS, SyntheticVideo, TubeVideo, referring_sentence
 from datamodules.ucf101 import SPLIT_DIR
+from zoo.nn.text import tokenize
 
 UCF_CLASSES = ("Linear", "Bouncing", "Circular", "ZigZag", "Still", "Growing", "Shrinking")
 ALOV_ANNOTATION_STEP = 5
@@ -99,6 +104,52 @@ def write_otb99lang(videos: Iterable[SyntheticVideo], out: Path, train_fraction:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}.txt").write_text(referring_sentence(video) + "\n")
     return names
+
+
+def _referit_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, separators=(",\n", ":\n")))  # text_objseg's util/io.save_json
+
+
+def write_referit(videos: Iterable[SyntheticVideo], out: Path, train_fraction: float = 0.5) -> list[str]:
+    """ReferIt as the official lang_seg_model reads it (``datamodules.referit``): each video's first frame is an
+    image (ids 1, 2, ...), each object visible there a region ``<image>_<k>`` (k from 1, the target first) with its
+    ``.mat`` mask, box and one description made to single it out (``referring_sentence``); the first
+    ``train_fraction`` of the images are ``trainval``, the rest ``test``; the vocabulary is the trainval words by
+    frequency after ``<pad> <go> <eos> <unk>``, as the official file. Returns the image ids."""
+    videos = list(videos)
+    images, masks = out / referit.IMAGE_DIRS[0], out / referit.MASK_DIRS[0]
+    data = out / referit.ANNOTATION_DIRS[0]
+    n_train = int(round(train_fraction * len(videos)))
+    queries: dict[str, dict[str, list[str]]] = {split: {} for split in referit.SPLITS}
+    imlists: dict[str, list[str]] = {split: [] for split in referit.SPLITS}
+    boxes, sizes, ids = {}, {}, []
+    for i, video in enumerate(videos):
+        image, split = str(i + 1), referit.SPLITS[0] if i < n_train else referit.SPLITS[1]
+        images.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(images / f"{image}.jpg"), video.frames[0][..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        h, w = video.frames.shape[1:3]
+        sizes[f"{image}.jpg"] = [w, h]
+        visible = [o for o in video.objects if o.visible[0] and o.masks[0].any()]
+        for k, obj in enumerate(visible, 1):
+            region = f"{image}_{k}"
+            others = [o for o in video.objects if o is not obj]
+            sentence = referring_sentence(dataclasses.replace(video, objects=[obj, *others]))
+            queries[split][region] = [sentence]
+            x, y, bw, bh = (int(v) for v in obj.boxes[0])
+            boxes[region] = [x, y, x + bw - 1, y + bh - 1]
+            referit.write_mask(masks / f"{region}.mat", obj.masks[0])
+        imlists[split].append(image)
+        ids.append(image)
+    for split in referit.SPLITS:
+        _referit_json(data / referit.QUERY_FILE.format(split), queries[split])
+        (data / referit.IMLIST_FILE.format(split)).write_text("".join(f"{n}\n" for n in imlists[split]))
+    _referit_json(data / referit.BBOX_FILE, boxes)
+    _referit_json(data / referit.IMSIZE_FILE, sizes)
+    counts = Counter(t for d in queries["trainval"].values() for s in d for t in tokenize(s))
+    words = sorted(counts, key=lambda t: (-counts[t], t))
+    (data / referit.VOCAB_FILE).write_text("".join(f"{w}\n" for w in ["<pad>", "<go>", "<eos>", "<unk>", *words]))
+    return ids
 
 
 def alov_category(video: SyntheticVideo) -> str:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,17 +96,28 @@ def score_results(
     convention: str = "otb",
     allow_missing: bool = False,
     names: list[str] | None = None,
+    own_first_box: bool | None = None,
 ) -> dict[str, Any]:
     """Score one tracker's result files against ground truth from ``anno_dir`` or the dataset ``root``.
 
     Returns ``{"overall", "seq_wise", "attribute_wise", "meta"}``; ``overall`` and each ``seq_wise`` entry
     carry got10k's keys (``success_curve``, ``precision_curve``, ``success_score``, ``precision_score``,
     ``success_rate``, ``speed_fps``) plus the normalised precision.
+
+    ``own_first_box``: score the tracker's own first-frame box rather than the ground truth the convention puts
+    there; None: as the run recorded it (``"first_box": "tracker"`` in the folder's ``run.json``, written when a
+    language tracker started from the sentence without the box), else the convention's rule.
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise DatasetError(f"{results_dir}: results folder not found")
     conv = get_convention(convention)
+    marker = results_dir / IDENTITY_FILE
+    identity = read_identity(marker) if marker.is_file() else None  # a zoo run: the report says which
+    if own_first_box is None:
+        own_first_box = identity is not None and identity.get("first_box") == "tracker"
+    if own_first_box:
+        conv = replace(conv, first_frame_gt=False)
     infos = sequences(subset, root)
     if names is not None:
         keep = {lookup(n).name for n in names} if subset != "folders" else set(names)
@@ -163,14 +175,14 @@ def score_results(
 
     meta = {
         "convention": conv.name,
+        "first_frame": "ground truth" if conv.first_frame_gt else "tracker",
         "subset": subset,
         "num_sequences": len(per_seq),
         "zoo_version": __version__,
         "results_dir": str(results_dir),
     }
-    marker = results_dir / IDENTITY_FILE
-    if marker.is_file():  # a zoo run: the report says which (``zoo.benchmark.runner``)
-        meta["run_identity"] = identity_key(read_identity(marker))
+    if identity is not None:  # (``zoo.benchmark.runner``)
+        meta["run_identity"] = identity_key(identity)
     return {"overall": overall, "seq_wise": seq_wise, "attribute_wise": attribute_wise, "meta": meta}
 
 

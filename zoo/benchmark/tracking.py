@@ -11,6 +11,11 @@ synchronised before each clock read.
 
 A tracker of your own runs the same way: subclass ``zoo.tracking.base.Tracker`` (``init(image, box)``,
 ``update(image) -> box``) and call ``benchmark_otb(MyTracker(), root, out_dir)``.
+
+The first frame: a tracker is given the ground-truth box and, as the OTB toolkit does, scored on it. A language
+tracker that starts from the sentence (``needs_sentence`` and ``needs_box = False``: Models I, II and III on
+OTB99-lang) is not given it; the run records that (``"first_box": "tracker"`` in ``run.json``) and is scored
+on the first box it found, however wrong (``zoo.benchmark.otb.score_results``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +55,9 @@ class TrackerBenchmark(BenchmarkModule):
         self.tracker = tracker
         self.results_dir = store.folder
         self.convention = get_convention(convention)
-        self.metric = OTBMetrics(self.convention.name)
+        self.gives_box = gives_first_box(tracker)
+        # a tracker not given the first box is scored on its own
+        self.metric = OTBMetrics(self.convention if self.gives_box else replace(self.convention, first_frame_gt=False))
 
     def _omit(self, seq: dict[str, Any]) -> int:
         return int(seq["init_omit"]) if self.convention.init_omit else 0
@@ -87,13 +95,16 @@ class TrackerBenchmark(BenchmarkModule):
             raise DatasetError(f"{self.tracker.name} tracks from a sentence: benchmark it on OTB99-lang")
         _sync()
         t0 = time.perf_counter()
+        given = first if self.gives_box else None
         if language:
-            initial = self.tracker.init_batch(images, first, sentences=[s["sentence"] for s in seqs])
+            initial = self.tracker.init_batch(images, given, sentences=[s["sentence"] for s in seqs])
         else:
-            initial = self.tracker.init_batch(images, first)
+            initial = self.tracker.init_batch(images, given)
         _sync()
         dt = (time.perf_counter() - t0) / len(seqs)
-        boxes = [[b] for b in (first if initial is None else initial)]
+        if initial is None and given is None:
+            raise ValueError(f"{self.tracker.name} starts from the sentence but its init_batch returned no boxes")
+        boxes = [[b] for b in (given if initial is None else initial)]
         times = [[dt] for _ in seqs]
         for t in range(1, max(len(f) for f in frames)):
             images = [read_rgb(f[t]) if t < len(f) else None for f in frames]
@@ -126,6 +137,12 @@ class TrackerBenchmark(BenchmarkModule):
         self.log_dict(scores, sync_dist=False)
         if self.seconds > 0:  # frames and seconds already summed over ranks
             self.log("otb/fps", self.frames / self.seconds, sync_dist=False)
+
+
+def gives_first_box(tracker: Any) -> bool:
+    """Whether the benchmark gives ``tracker`` the first frame's ground-truth box: always, except to a language
+    tracker that starts from the sentence (``needs_sentence`` and ``needs_box`` False)."""
+    return not (getattr(tracker, "needs_sentence", False) and not getattr(tracker, "needs_box", True))
 
 
 def tracker_name(tracker: Any) -> str:
@@ -172,6 +189,8 @@ def benchmark_otb(
                 "frames": "folders" if subset == "folders" else "otb-table"}
     if dataset == "otb99lang":
         protocol["split"] = split
+    if not gives_first_box(tracker):  # recorded, so that scoring keeps the tracker's own first box
+        protocol["first_box"] = "tracker"
     identity = run_identity(tracker, source=source or {}, **protocol)
     store = ResultStore(out_dir / "results" / name, identity)
     store.check()

@@ -1,5 +1,11 @@
 """Square network inputs: regions cut around a target (``context`` times its width and height, resized), and
-whole frames fitted into a square."""
+whole frames fitted into a square.
+
+Regions as the official ``util/im_processing.crop_and_pad_bboxes_subtract_mean`` cuts them: outside the frame
+black (zero padding before the mean is subtracted), width and height resized separately to the square, output
+pixel centres on the region's pixel-centre grid (``skimage.transform.resize``'s). Choice: the region's corners
+are not rounded to whole pixels (the official code rounds them; a sub-pixel difference).
+"""
 
 from __future__ import annotations
 
@@ -27,33 +33,32 @@ def fit_square(h: int, w: int, size: int, keep_aspect: bool = True) -> tuple[flo
 
 def crop_region(image: np.ndarray, centre: np.ndarray, size: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``size`` (w, h) region of an RGB image around ``centre`` (x, y), resized to ``out`` x ``out``
-    (outside the frame: the mean colour). Returns the crop and (sx, sy), crop pixels per frame pixel."""
+    (outside the frame: black). Returns the crop and (sx, sy), crop pixels per frame pixel."""
     sx, sy = out / max(size[0], 1e-6), out / max(size[1], 1e-6)
     x0, y0 = centre[0] - size[0] / 2, centre[1] - size[1] / 2
-    matrix = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]], dtype=np.float64)
-    fill = tuple(float(v) for v in image.reshape(-1, 3).mean(0))
+    # output pixel u samples x0 + (u + 0.5) / sx - 0.5, as skimage.transform.resize samples a cut region
+    matrix = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5]], dtype=np.float64)
     crop = cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=fill)
+                          borderValue=(0, 0, 0))
     return crop, np.array([sx, sy])
 
 
 def crop_regions(frames: list[torch.Tensor], centres: np.ndarray, sizes: np.ndarray, index: list[int], out: int
                  ) -> torch.Tensor:
     """Many ``crop_region`` crops in one ``roi_align`` where the frames are (on the GPU): ``frames`` are
-    (3, H, W) uint8 tensors, crop ``i`` is of ``frames[index[i]]``. Outside the frame: the mean colour."""
+    (3, H, W) uint8 tensors, crop ``i`` is of ``frames[index[i]]``. Outside the frame: black."""
     from torchvision.ops import roi_align
 
     device = frames[0].device
     crops = []
     for f, group in _groups(frames, index):
         x = f.float()[None]
-        mean = x.mean(dim=(2, 3), keepdim=True)
         c, s = torch.as_tensor(centres[group], device=device), torch.as_tensor(sizes[group], device=device)
-        # one sample per output pixel where cv2.warpAffine takes it: x = x0 + u * size / out
-        start = c - s / 2 + 0.5 - 0.5 * s / out
+        # aligned roi_align samples bin u at x0 + (u + 0.5) * size / out - 0.5, where crop_region samples
+        start = c - s / 2
         boxes = torch.cat([torch.zeros(len(group), 1, device=device), start, start + s], 1)
-        part = roi_align(x - mean, boxes.float(), output_size=(out, out), spatial_scale=1.0, sampling_ratio=1,
-                         aligned=True) + mean
+        part = roi_align(x, boxes.float(), output_size=(out, out), spatial_scale=1.0, sampling_ratio=1,
+                         aligned=True)
         crops.append((group, part))
     result = torch.empty((len(index), 3, out, out), device=device)
     for group, part in crops:

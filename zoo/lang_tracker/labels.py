@@ -24,20 +24,23 @@ def iou_map(map_size: tuple[int, int], stride: float, offset: float, box_wh: tup
     return inter / (bw * bh + target[2] * target[3] - inter)
 
 
-def overlap_labels(ious: np.ndarray, positive: float = 0.7, negative: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def overlap_labels(ious: np.ndarray, positive: float = 0.7, negative: float = 0.5, side_weight: float = 0.1
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Labels (1 at or above ``positive``, 0 below ``negative``) and weights for the weighted sigmoid
-    cross-entropy: positives and negatives each carry half the total weight; cells in between weigh 0.
+    cross-entropy: the positives' weights sum to ``side_weight`` and so do the negatives'; cells in between
+    weigh 0.
 
-    The thresholds are the official code's (``track_model/train_config.py``: weight on overlaps >= 0.7 and
-    < 0.5); its weights sum to 0.1 per side where ours sum to 0.5, a loss scale only.
+    As ``track_model/train_config.py`` (``generate_cost_weights``): weight on overlaps >= 0.7 and < 0.5, each
+    side normalised to sum 1 and scaled by ``scale_factor = 0.1``. Its label map is 1 above 0.5
+    (``generate_template_labels``); the cells between 0.5 and 0.7 it adds weigh 0, so the loss is the same.
     """
     pos, neg = ious >= positive, ious < negative
     labels = pos.astype(np.float32)
     weights = np.zeros_like(ious, dtype=np.float32)
     if pos.any():
-        weights[pos] = 0.5 / pos.sum()
+        weights[pos] = side_weight / pos.sum()
     if neg.any():
-        weights[neg] = 0.5 / neg.sum()
+        weights[neg] = side_weight / neg.sum()
     return labels, weights
 
 

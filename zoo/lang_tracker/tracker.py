@@ -19,6 +19,7 @@ class LingualTracker(BatchTracker):
     box is ignored: Model I uses the sentence only)."""
 
     needs_sentence = True
+    needs_box = False  # the benchmark withholds the first box and scores the tracker's own (zoo.benchmark.tracking)
 
     def __init__(self, model, name: str | None = None, amp: bool | None = None) -> None:  # noqa: ANN001
         self.model = model.eval()
@@ -52,24 +53,37 @@ class VisualTracker(BatchTracker):
     is searched at 3 scales around the previous box, non-unit scales are penalised, the best peak moves the
     box and the size follows the best scale with smoothing (Sec. 3.2).
 
+    As ``track_model/test_track_model_OTB100_pred.py`` (and ``demo/lang_track_demo.ipynb``) compute it: the peak is
+    the argmax over scales and cells of the penalised raw scores (the correlation map itself, 44 x 44 at 352 px,
+    in float32); the box is the previous size times the best scale, placed with its centre on the peak cell
+    (``x1 = crop x1 + (c - 5) * 8 / 352 * crop width``), then cut to the frame (left / top edge at least 0, right
+    / bottom edge at most the frame's); the next search is centred on that box, and the carried size is the
+    previous size times the smoothed scale. ``upsample`` > 1 (a choice, off by default): the response bicubically
+    upsampled by that factor before the peak is taken (sub-cell positions). Choice: search regions stay in
+    sub-pixel coordinates (the official code rounds them to whole pixels and takes their centre with ``ceil``).
+
     With ``lingual`` (a ``LingualSpecification``) it is Model II: the sentence gives the first-frame box. With a
     ``lingual_weight`` w > 0 as well it is Model III: every frame the lingual network also responds over the
     whole frame (with word attention conditioned on the first-frame target when it has attention), its map is
     read at the positions of the visual response, and the two are mixed, (1 - w) visual + w lingual.
     Choice: a convex mix with w = 0.5 (``lang_model_iii``); the paper combines the two without giving the rule.
     Scales, penalty and smoothing are the official code's (``track_model/test_pred_config.py``): scales
-    0.9639, 1, 1.0375, penalty 0.962 on the raw scores (the correlation, before the learned scale, bias and
-    sigmoid) of the other two, and a smoothed scale factor s <- (1 - 0.34) s + 0.34 scale that multiplies the
+    0.9639, 1, 1.0375, penalty 0.962 on the raw scores (the correlation, before the scale, bias and sigmoid)
+    of the other two, and a smoothed scale factor s <- (1 - 0.34) s + 0.34 scale that multiplies the
     size every frame.
     """
 
     def __init__(self, model, lingual=None, scales: Sequence[float] = (0.9639, 1.0, 1.0375),  # noqa: ANN001
                  scale_penalty: float = 0.962, scale_lr: float = 0.34, lingual_weight: float = 0.0,
-                 name: str | None = None, amp: bool | None = None) -> None:
+                 upsample: int = 1, name: str | None = None, amp: bool | None = None) -> None:
         self.model = model.eval()
         self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.lingual = lingual.eval() if lingual is not None else None
         self.needs_sentence = lingual is not None
+        self.needs_box = lingual is None  # Models II and III start from the sentence: no box is given
+        if int(upsample) != upsample or upsample < 1:
+            raise ValueError(f"upsample must be a whole number >= 1, not {upsample}")
+        self.upsample = int(upsample)
         if not 0.0 <= lingual_weight <= 1.0 or (lingual_weight > 0 and lingual is None):
             raise ValueError("lingual_weight must lie in [0, 1], and above 0 needs a lingual network (Model III)")
         self.lingual_weight = lingual_weight
@@ -139,40 +153,45 @@ class VisualTracker(BatchTracker):
                              hp.search_size)  # all sequences and scales in one roi_align, where the model is
         filters = self.filters[active].repeat_interleave(n, 0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
-            scores = self.model.correlation(filters, crops).float()
+            features = self.model.features(crops)
+        scores = self.model.correlate(filters.float(), features.float())  # float32: the peak as the official's
         penalised = scores * self.penalties.to(scores.device).repeat(len(active))[:, None, None, None]
-        response = torch.sigmoid(self.model.logits(penalised))[:, 0]
+        # the penalised raw scores (Model III: the visual probability mixed with the lingual one)
+        response = torch.sigmoid(self.model.logits(penalised)) if self.lingual_weight else penalised
         cells = response.shape[-1]
-        up = cells * self.model.stride
-        fine = F.interpolate(response[:, None], size=(up, up), mode="bicubic", align_corners=True)[:, 0]
-        fine = fine.view(len(active), n, up, up)
+        up = cells * self.upsample
+        if up != cells:
+            response = F.interpolate(response, size=(up, up), mode="bicubic", align_corners=True)
+        response = response[:, 0].view(len(active), n, up, up)
         offset, stride = self.model.cell_centres(cells)
+        step = stride * (cells - 1) / (up - 1) if up > 1 else 0.0  # crop pixels between response positions
         if self.lingual_weight:
-            lingual = self._lingual_at_cells(frames, active, centres, regions, offset, stride, cells, up)
-            fine = (1 - self.lingual_weight) * fine + self.lingual_weight * lingual
-        fine = fine.cpu().numpy()
+            lingual = self._lingual_at_cells(frames, active, centres, regions, offset, step, up)
+            response = (1 - self.lingual_weight) * response + self.lingual_weight * lingual
+        response = response.cpu().numpy()
         for i, k in enumerate(active):
-            peaks = fine[i].reshape(n, -1).max(1)
-            best = int(np.argmax(peaks))
-            row, col = np.unravel_index(int(np.argmax(fine[i, best])), (up, up))
-            position = offset + np.array([col, row]) * (cells - 1) / (up - 1) * stride  # crop pixels
+            best, row, col = np.unravel_index(int(np.argmax(response[i])), (n, up, up))  # first maximum, as numpy's
+            position = offset + np.array([col, row]) * step  # the peak in search-crop pixels
             region = regions[i * n + best]
-            self.centres[k] = self.centres[k] + (position - hp.search_size / 2) * region / hp.search_size
+            peak = self.centres[k] - region / 2 + position * region / hp.search_size  # frame pixels
+            size = self.sizes[k] * self.scales[best]
+            h, w = images[k].shape[:2]
+            x1 = np.maximum(peak - size / 2, 0.0)
+            x2 = np.minimum(x1 + size, [w, h])
+            out[k] = np.concatenate([x1, x2 - x1])
+            self.centres[k] = (x1 + x2) / 2
             self.factors[k] = (1 - self.scale_lr) * self.factors[k] + self.scale_lr * self.scales[best]
             self.sizes[k] = self.sizes[k] * self.factors[k]
-            h, w = images[k].shape[:2]
-            self.centres[k] = np.clip(self.centres[k], 0, [w, h])
-            out[k] = np.concatenate([self.centres[k] - self.sizes[k] / 2, self.sizes[k]])
         return out
 
-    def _lingual_at_cells(self, frames, active, centres, regions, offset, stride, cells, up):  # noqa: ANN001, ANN202
+    def _lingual_at_cells(self, frames, active, centres, regions, offset, step, up):  # noqa: ANN001, ANN202
         """The lingual network's response over the active sequences' whole ``frames`` (already on the device),
-        read at the frame positions of every fine response cell of every search crop: (A, scales, up, up)."""
+        read at the frame positions of every response position of every search crop: (A, scales, up, up)."""
         hp, n = self.model.hparams, len(self.scales)
         targets = None if self.targets is None else self.targets[active]
         maps = self.lingual.responses(frames, [self.sentences[k] for k in active], targets, self.amp)
         device = maps.device
-        u = torch.as_tensor(offset + np.arange(up) * (cells - 1) / (up - 1) * stride - hp.search_size / 2,
+        u = torch.as_tensor(offset + np.arange(up) * step - hp.search_size / 2,
                             dtype=torch.float32, device=device)  # crop pixels from the crop centre
         c = torch.as_tensor(centres, dtype=torch.float32, device=device)  # (A n, 2) frame pixels
         r = torch.as_tensor(regions, dtype=torch.float32, device=device) / hp.search_size

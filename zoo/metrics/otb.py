@@ -236,15 +236,16 @@ class OTBMetrics(Metric):
 
     full_state_update = False
 
-    def __init__(self, convention: str = "otb", **kwargs) -> None:
+    def __init__(self, convention: str | Convention = "otb", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.convention = get_convention(convention).name
+        self._convention = get_convention(convention)  # a Convention keeps its own rules (e.g. first_frame_gt)
+        self.convention = self._convention.name
         self.add_state("success", default=[], dist_reduce_fx="cat")
         self.add_state("precision", default=[], dist_reduce_fx="cat")
         self.add_state("norm_precision", default=[], dist_reduce_fx="cat")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, init_omit: int = 0) -> None:
-        s, p, n = sequence_curves(pred.detach().cpu(), target.detach().cpu(), self.convention, init_omit)
+        s, p, n = sequence_curves(pred.detach().cpu(), target.detach().cpu(), self._convention, init_omit)
         self.success.append(s[None].to(self.device))
         self.precision.append(p[None].to(self.device))
         self.norm_precision.append(n[None].to(self.device))

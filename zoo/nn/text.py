@@ -39,11 +39,39 @@ def tokenize(sentence: str) -> list[str]:
 
 
 class Vocabulary:
-    """Word -> index with ``<pad>`` = 0 and ``<unk>`` = 1, built from training sentences."""
+    """Word -> index with ``<pad>`` = 0, built from training sentences (``<unk>`` = 1) or given in full: a list that
+    starts with ``<pad>`` and holds ``<unk>`` keeps its order (a released vocabulary such as the official
+    ``vocabulary_referit.txt``: ``<pad>``, ``<go>``, ``<eos>``, ``<unk>``, then 8,799 words; ``from_file``)."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        self.words = [PAD, UNK] + [w for w in words if w not in (PAD, UNK)]
+        words = list(words)
+        if words[:1] == [PAD] and UNK in words:
+            self.words = list(dict.fromkeys(words))
+        else:
+            self.words = [PAD, UNK] + [w for w in dict.fromkeys(words) if w not in (PAD, UNK)]
         self.index = {w: i for i, w in enumerate(self.words)}
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Vocabulary:
+        """A vocabulary file as the official code reads it (``util/text_processing.load_vocab_dict_from_file``): one
+        word a line, stripped, line ``n`` is index ``n - 1``; it must start with ``<pad>`` and hold ``<unk>``. A
+        missing or empty file, a repeated word or a missing special is a DatasetError naming the file."""
+        from datamodules.text import read_lines
+
+        words = [w.strip() for w in read_lines(path)]
+        while words and not words[-1]:
+            words.pop()
+        if not words:
+            raise DatasetError(f"{path}: empty vocabulary file")
+        seen: dict[str, int] = {}
+        for n, w in enumerate(words, 1):
+            if w in seen:
+                raise DatasetError(f"{path}:{n}: {w!r} repeats line {seen[w]}")
+            seen[w] = n
+        if words[0] != PAD or UNK not in seen:
+            raise DatasetError(f"{path}: a vocabulary file starts with {PAD} and holds {UNK} (the official "
+                               f"vocabulary_referit.txt: {PAD} <go> <eos> {UNK} ...)")
+        return cls(words)
 
     @classmethod
     def build(cls, sentences: Iterable[str], min_count: int = 1) -> Vocabulary:
@@ -53,22 +81,23 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
-    def encode(self, sentence: str, length: int = MAX_TOKENS, source: str = "sentence") -> list[int]:
-        """Indices of the first ``length`` tokens, left-padded with ``<pad>``.
+    def encode(self, sentence: str, length: int = MAX_TOKENS, source: str = "sentence", warn: bool = True
+               ) -> list[int]:
+        """Indices of the first ``length`` tokens, left-padded with ``<pad>`` (``preprocess_sentence``).
 
         An empty sentence is an error naming ``source``; a sentence of only unknown words is encoded as
-        ``<unk>`` tokens (documented fallback: the network still gets its length) with a warning.
+        ``<unk>`` tokens (as the official code does: the network still gets its length), with a warning if ``warn``.
         """
         tokens = tokenize(sentence)
         if not tokens:
             raise DatasetError(f"{source}: empty sentence")
         ids = [self.index.get(t, self.index[UNK]) for t in tokens[:length]]
-        if all(i == self.index[UNK] for i in ids):
+        if warn and all(i == self.index[UNK] for i in ids):
             log.warning("%s: no word of %r is in the vocabulary", source, sentence[:80])
         return [self.index[PAD]] * (length - len(ids)) + ids
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.words[2:]))
+        Path(path).write_text(json.dumps(self.words))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
@@ -122,17 +151,36 @@ def vocabulary_vectors(words: list[str], vectors_path: str | None, embed_dim: in
 
 
 class SentenceEncoder(nn.Module):
-    """Word embeddings and an LSTM; ``forward`` gives every hidden state and the last one, h_T."""
+    """Word embeddings and an LSTM; ``forward`` gives every hidden state and the last one, h_T.
+
+    ``skip_padding``: the LSTM starts from a zero state at the first word, as Caffe's LSTM with the official ``cont``
+    input (``util/text_processing.create_cont``: 0 up to and including the first word, which resets the state);
+    else it runs over the left padding too."""
 
     def __init__(
-        self, vocab_size: int, embed_dim: int = 300, hidden: int = 1000, embeddings: torch.Tensor | None = None
+        self, vocab_size: int, embed_dim: int = 300, hidden: int = 1000, embeddings: torch.Tensor | None = None,
+        skip_padding: bool = False,
     ) -> None:
         super().__init__()
         self.embed = word_embedding(vocab_size, embed_dim, embeddings)
         self.lstm = nn.LSTM(embed_dim, hidden, batch_first=True)
-        self.hidden = hidden
+        self.hidden, self.skip_padding = hidden, skip_padding
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) indices -> (B, T, hidden) states and (B, hidden) h_T (left padding: the last step is a word)."""
-        states, _ = self.lstm(self.embed(tokens))
-        return states, states[:, -1]
+        """(B, T) indices -> (B, T, hidden) states and (B, hidden) h_T (left padding: the last step is a word;
+        with ``skip_padding`` the states of padding positions are 0)."""
+        x = self.embed(tokens)
+        if not self.skip_padding:
+            states, _ = self.lstm(x)
+            return states, states[:, -1]
+        t = tokens.shape[1]
+        lengths = (tokens != 0).sum(1).clamp(min=1)
+        steps = torch.arange(t, device=tokens.device)[None]
+        # left padding -> words first, through the LSTM only as far as each sentence goes, and back
+        first = ((steps + (t - lengths)[:, None]) % t)[..., None]
+        packed = nn.utils.rnn.pack_padded_sequence(x.gather(1, first.expand(-1, -1, x.shape[-1])), lengths.cpu(),
+                                                   batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=t)
+        back = ((steps - (t - lengths)[:, None]) % t)[..., None]
+        return out.gather(1, back.expand(-1, -1, out.shape[-1])), h_n[-1]

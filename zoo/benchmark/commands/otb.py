@@ -55,14 +55,27 @@ def build_model(p: ArgumentParser, a: Any) -> tuple[Any, dict[str, Any]]:
         return model, {"checkpoint_sha256": sha256sum(a.checkpoint)}
     if "." in a.model:
         entry = zoo.get_entry(a.model)  # an unknown tag is an error listing the tags that exist
-        return zoo.load(a.model), {"model": entry.name, "checkpoint_sha256": entry.sha256}
+        return zoo.load(a.model), {"model": entry.name, "checkpoint_sha256": entry_sha256(entry)}
     zoo.model_entrypoint(a.model)
-    tagged = [e for e in zoo.checkpoint_entries().values() if e.arch == a.model]
+    # an architecture with a downloadable checkpoint runs it; the authors' weights (``convert``) only when named
+    tagged = [e for e in zoo.checkpoint_entries().values() if e.arch == a.model and (e.default or not e.convert)]
     if tagged:
         entry = zoo.get_entry(a.model)
-        return zoo.load(a.model), {"model": entry.name, "checkpoint_sha256": entry.sha256}
+        return zoo.load(a.model), {"model": entry.name, "checkpoint_sha256": entry_sha256(entry)}
     torch.manual_seed(a.seed)
     return zoo.load(a.model, pretrained=False), {"model": a.model, "weights": "random", "seed": a.seed}
+
+
+def entry_sha256(entry: Any) -> str | None:
+    """The sha256 of a named checkpoint's file: the index's, or for weights the user converted (``convert``) the
+    converted file's, from the sidecar the converter wrote beside it."""
+    from zoo.hub import read_sha256_sidecar, sha256sum
+    from zoo.loading import cached_checkpoint
+
+    if not entry.convert:
+        return entry.sha256
+    path = cached_checkpoint(entry)
+    return read_sha256_sidecar(path) or sha256sum(path)
 
 
 def as_benchmarked_tracker(p: ArgumentParser, a: Any, model: Any) -> Any:
