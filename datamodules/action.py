@@ -9,7 +9,7 @@ from pathlib import Path
 
 from datamodules import hmdb51, ucf101
 from datamodules.video import VideoReader, open_video
-from zoo.errors import DatasetError
+from zoo.errors import DatasetError, VideoReadError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,21 @@ def read_action_split(
     return hmdb51.read_classes(split_dir, split), hmdb51.read_split(split_dir, split, train)
 
 
+class SplitClasses:
+    """``class_names`` and ``num_classes`` of a datamodule whose hyperparameters name an official split (``dataset``,
+    ``root``, ``split``, ``split_dir``); a classifier records the names when fitting starts."""
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in label order."""
+        hp = self.hparams
+        return read_action_split(hp.dataset, hp.root, hp.split, True, hp.split_dir)[0]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
 def present_items(
     root: str | os.PathLike, items: list[tuple[str, int]], frame_store: str | os.PathLike | None = None
 ) -> tuple[list[tuple[str, int]], list[str]]:
@@ -52,6 +67,23 @@ def present_items(
         log.warning("%s: %d of %d videos named in the split are missing and skipped: %s",
                     base, len(missing_paths), len(items), shown)
     return kept, missing_paths
+
+
+def split_videos(
+    dataset: str,
+    root: str | os.PathLike,
+    split: int,
+    train: bool,
+    split_dir: str | os.PathLike | None = None,
+    frame_store: str | os.PathLike | None = None,
+) -> tuple[list[str], list[tuple[str, int]], list[str]]:
+    """``(classes, items on disk, missing relative paths)`` of an official split (``read_action_split``,
+    ``present_items``); a split with none of its videos on disk is a VideoReadError naming the folder."""
+    classes, items = read_action_split(dataset, root, split, train, split_dir)
+    kept, missing = present_items(root, items, frame_store)
+    if not kept:
+        raise VideoReadError(f"{frame_store or root}: none of the {len(items)} videos of the split is on disk")
+    return classes, kept, missing
 
 
 def open_item(

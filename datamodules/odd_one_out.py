@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.action import open_item, present_items, read_action_split
+from datamodules.action import SplitClasses, open_item, split_videos
 from datamodules.base import SkippingDataset, ZooDataModule
 from zoo.errors import VideoReadError
 
@@ -85,10 +85,7 @@ class _ActionVideos(SkippingDataset):
     ) -> None:
         super().__init__(on_error)
         self.root = Path(root)
-        self.classes, items = read_action_split(dataset, root, split, train, split_dir)
-        self.items, self.missing = present_items(root, items, frame_store)
-        if not self.items:
-            raise VideoReadError(f"{frame_store or root}: none of the {len(items)} videos of the split is on disk")
+        self.classes, self.items, self.missing = split_videos(dataset, root, split, train, split_dir, frame_store)
         self.size, self.backend, self.frame_store = tuple(size), backend, frame_store
         self.train = train
         self.repeats = repeats
@@ -282,7 +279,7 @@ class _VideoIndices(torch.utils.data.Dataset):
         return {"video": index % self.n}
 
 
-class ActionClipsDataModule(_ActionDataModule):
+class ActionClipsDataModule(SplitClasses, _ActionDataModule):
     """Supervised fine-tuning on a labelled split: ``train_clips`` clips per training video, ``test_clips``
     per test video (video-level accuracy). ``train_fraction`` keeps that share of each class's training
     videos (small labelled splits)."""
@@ -311,9 +308,10 @@ class ActionClipsDataModule(_ActionDataModule):
         self.save_hyperparameters()
 
     @property
-    def num_classes(self) -> int:
+    def clip_sampling(self) -> dict:
+        """The settings a classifier needs to cut clips as this datamodule does (recorded in its checkpoint)."""
         hp = self.hparams
-        return len(read_action_split(hp.dataset, hp.root, hp.split, True, hp.split_dir)[0])
+        return {"size": list(hp.size), "strategy": hp.strategy, "window_factor": float(hp.window_factor)}
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams

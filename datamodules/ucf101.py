@@ -143,8 +143,18 @@ class UCF101DataModule(ZooDataModule):
 
     @property
     def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in label order (classInd.txt); a classifier records them when fitting starts."""
         split_dir = Path(self.kwargs["split_dir"] or Path(self.kwargs["root"]) / SPLIT_DIR)
-        return len(read_class_index(split_dir / "classInd.txt"))
+        return read_class_index(split_dir / "classInd.txt")
+
+    @property
+    def clip_sampling(self) -> dict:
+        """The settings a classifier needs to cut clips as this datamodule does (recorded in its checkpoint)."""
+        return {"size": list(self.kwargs["size"]), "stride": int(self.kwargs["stride"])}
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):

@@ -22,6 +22,7 @@ training and evaluation (LightningCLI; `zoo fit --help` lists every option):
   validate   run the validation loop:  zoo validate --config FILE.yaml --ckpt_path last.ckpt
   test       run the test loop
   predict    run the prediction loop
+             classify a video file:    zoo predict --checkpoint CKPT --video X.mp4 [--top 5] (clip classifiers)
   shared options: --logger tensorboard,wandb (CSV is always on), --run_name NAME
 
 models and data:
@@ -41,6 +42,10 @@ benchmarks (zoo benchmark --help lists them, zoo benchmark NAME --help their opt
              Model II/III from two trained networks: zoo benchmark otb99lang --checkpoint VIS --lingual LING
                                                   [--lang-model III] --root DIR
              score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
+             action recognition over the splits: zoo benchmark ucf101|hmdb51 --checkpoint CKPT --root DIR
+                                                  [--splits 1 2 3] [--clips 10] [--crops centre|3|10]
+             the self-supervised protocol:        zoo benchmark ucf101 --pretrained SSL.ckpt --config FT.yaml
+                                                  --protocol finetune|linear --root DIR
              action detections (frame/video-mAP): zoo benchmark ucf101-24|jhmdb|ucfsports --root DIR
                                                   --detections FILE.csv|FILE.json
 
@@ -68,6 +73,7 @@ def _import_components() -> None:
 
 def run_lightning(args: Sequence[str] | None) -> Any:
     """Run LightningCLI on ``args`` (``None``: the command line)."""
+    import pytorch_lightning as pl
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
     from datamodules.base import ZooDataModule
@@ -112,6 +118,14 @@ def run_lightning(args: Sequence[str] | None) -> Any:
                 extra.update(version=self.resume["version"], resume_step=self.resume["global_step"])
             config = trainer_config(loggers=sub.get("logger"), run_name=run_name, **extra, **config)
             return super()._instantiate_trainer(config, callbacks)
+
+        def before_predict(self) -> None:
+            from pytorch_lightning.utilities.model_helpers import is_overridden
+
+            data = self.datamodule
+            if data is not None and not is_overridden("predict_dataloader", data, pl.LightningDataModule):
+                raise UsageError(f"zoo predict: {type(data).__name__} has no prediction data; classify a video file "
+                                 "with zoo predict --checkpoint CKPT --video X.mp4 (clip classifiers)")
 
         def before_fit(self) -> None:
             data = self.datamodule
@@ -406,6 +420,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command in TOOLS:
             return TOOLS[command](rest)
+        if command == "predict" and any(arg == "--video" or arg.startswith("--video=") for arg in rest):
+            from zoo.predict import main as predict_video_command
+
+            return predict_video_command(rest)
         if command in LIGHTNING_COMMANDS:
             run_lightning(argv if from_caller else None)
             return 0

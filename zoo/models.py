@@ -8,3 +8,4 @@ import zoo.o3n  # noqa: F401
 import zoo.sint  # noqa: F401
 import zoo.tracking  # noqa: F401
 import zoo.two_in_one  # noqa: F401
+import zoo.two_stream  # noqa: F401

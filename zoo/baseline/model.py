@@ -8,31 +8,28 @@ zoo's reference model for the shared trainer, the registry and the CLI.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.module import ClassifierSteps, hparams_optimizer
-from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, resnet
+from zoo.nn.backbones import IMAGENET_MEAN, IMAGENET_STD, cross_modality_conv, resnet
 from zoo.nn.tiny import tiny_cnn
 from zoo.registry import register_model
+from zoo.video_classifier import VideoClassifier
+
+if TYPE_CHECKING:
+    from datamodules.eval_views import ClipSpec
 
 
-def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
-    """TSN cross-modality initialisation (Sec. 3.2): average the RGB filters, repeat over channels."""
-    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
-    with torch.no_grad():
-        new.weight.copy_(conv.weight.mean(1, keepdim=True).expand(-1, in_channels, -1, -1))
-    return new
-
-
-class ClipClassifier(ClassifierSteps):
+class ClipClassifier(VideoClassifier, ClassifierSteps):
     """TSN: K segments, shared 2D CNN, average consensus; input ``uint8 (B, T, 3, H, W)``.
 
     Choice: T frames are split into K equal consecutive segments of the sampled clip (the paper samples
-    segments over the whole video; with one long clip this is the same up to the stride).
+    segments over the whole video; with one long clip this is the same up to the stride). ``class_names`` and
+    ``clip_sampling`` (the datamodule's frame size and stride) are recorded when fitting starts.
     """
 
     def __init__(
@@ -50,6 +47,8 @@ class ClipClassifier(ClassifierSteps):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         lr_steps: tuple[int, ...] = (30, 60),
+        class_names: list[str] | None = None,
+        clip_sampling: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -69,7 +68,7 @@ class ClipClassifier(ClassifierSteps):
         else:
             self.trunk = resnet(backbone, pretrained=pretrained_backbone)
             if in_channels != 3:
-                self.trunk.conv1 = _widen_first_conv(self.trunk.conv1, in_channels)
+                self.trunk.conv1 = cross_modality_conv(self.trunk.conv1, in_channels)
             self.feature_dim = 512 if backbone in ("resnet18", "resnet34") else 2048
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes))
         metric = MulticlassAccuracy(num_classes=num_classes, average="micro")
@@ -94,6 +93,16 @@ class ClipClassifier(ClassifierSteps):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(batch["video"]).softmax(-1)
+
+    def clip_logits(self, clips: torch.Tensor) -> torch.Tensor:
+        return self(clips)
+
+    def eval_clip_spec(self) -> ClipSpec:
+        """``clip_len`` frames ``stride`` apart (the datamodule's stride; 2, UCF101DataModule's default, when
+        unrecorded)."""
+        from datamodules.eval_views import ClipSpec
+
+        return ClipSpec(frames=self.hparams.clip_len, stride=int(self.sampling.get("stride", 2)))
 
     def configure_optimizers(self) -> Any:
         opt = hparams_optimizer(self)

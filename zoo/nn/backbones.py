@@ -51,3 +51,16 @@ def resnet(name: str = "resnet18", pretrained: bool = False) -> nn.Module:
         model.load_state_dict(load_weights(enum))
     model.fc = nn.Identity()
     return model
+
+
+def cross_modality_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    """Cross-modality initialisation (Wang et al. 2016, Sec. 3.2): a copy of ``conv`` taking ``in_channels`` inputs
+    whose filters are ``conv``'s averaged over its input (RGB) channels, replicated ``in_channels`` times; the bias
+    is kept."""
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight.mean(1, keepdim=True).expand(-1, in_channels, -1, -1))
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    return new

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,10 @@ from zoo.module import ClassifierSteps, hparams_optimizer
 from zoo.nn.tiny import tiny_cnn
 from zoo.o3n.encodings import ENCODINGS, encode, encoded_channels
 from zoo.registry import register_model
+from zoo.video_classifier import VideoClassifier
+
+if TYPE_CHECKING:
+    from datamodules.eval_views import ClipSpec
 
 log = logging.getLogger(__name__)
 FUSIONS = ("concat", "sum_of_differences")
@@ -179,14 +183,18 @@ def pretrained_branch(source: str | Path) -> tuple[dict[str, torch.Tensor], dict
     return model.branch.state_dict(), dict(model.hparams)
 
 
-class O3NClassifier(_Encoder):
+class O3NClassifier(VideoClassifier, _Encoder):
     """Action classifier on the O3N branch: input ``uint8 (B, K, W, 3, H, W')`` (K clips per video).
 
     Training uses each clip as a sample; evaluation reports ``clip_acc`` (each clip alone) and
     ``video_acc`` (softmax averaged over the K clips of a video). ``pretrained`` (a ``zoo fit``
     checkpoint or a zoo name) is loaded into the branch when fitting starts; ``None`` trains from random
-    initialisation.
+    initialisation. ``class_names`` and ``clip_sampling`` (the datamodule's frame size and clip strategy) are
+    recorded when fitting starts. ``freeze_branch`` trains the classifier alone on the branch's features, kept in
+    eval mode (the linear-probe protocol of self-supervised evaluation).
     """
+
+    default_frame_size = (227, 227)
 
     def __init__(
         self,
@@ -204,10 +212,15 @@ class O3NClassifier(_Encoder):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         lr_steps: tuple[int, ...] = (),
+        class_names: list[str] | None = None,
+        clip_sampling: dict[str, Any] | None = None,
+        freeze_branch: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.branch = build_branch(branch, encoding, frames, width, fc_dim, dropout)
+        if freeze_branch:
+            self.branch.requires_grad_(False).eval()
         self.classifier = nn.Linear(self.branch.out_dim, num_classes)
         acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.train_acc = acc.clone()
@@ -222,6 +235,12 @@ class O3NClassifier(_Encoder):
             raise CheckpointError(f"{source}: the O3N branch does not fit this classifier ({text})")
         self.branch.load_state_dict(state)
         log.info("branch initialised from %s", source)
+
+    def train(self, mode: bool = True) -> O3NClassifier:
+        super().train(mode)
+        if self.hparams.freeze_branch:  # frozen features: batch-norm statistics and dropout as in evaluation
+            self.branch.eval()
+        return self
 
     def setup(self, stage: str) -> None:
         # before a checkpoint restore, so resuming a fine-tuning run keeps its own weights
@@ -264,6 +283,19 @@ class O3NClassifier(_Encoder):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self(batch["clips"]).softmax(-1).mean(1)
+
+    def clip_logits(self, clips: torch.Tensor) -> torch.Tensor:
+        return self(clips[:, None])[:, 0]
+
+    def eval_clip_spec(self) -> ClipSpec:
+        """``frames`` frames by the datamodule's strategy (``random``, ActionClipsDataModule's default, when
+        unrecorded; ``consecutive`` is a window of stride 1)."""
+        from datamodules.eval_views import ClipSpec
+
+        strategy = self.sampling.get("strategy", "random")
+        return ClipSpec(frames=self.hparams.frames, stride=1,
+                        strategy="strided" if strategy == "consecutive" else strategy,
+                        window_factor=float(self.sampling.get("window_factor", 1.5)))
 
     def configure_optimizers(self) -> Any:
         return self._optimizer()
