@@ -267,22 +267,33 @@ def run_job(job: FlowJob) -> tuple[str, int, str | None]:
 SETTINGS_FILE = "flow.json"
 
 
+def read_settings(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """How the flow images of ``folder`` were made (its ``flow.json``), or None without one; an unreadable file is a
+    DatasetError naming it."""
+    path = Path(folder) / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, ValueError):
+        settings = None
+    if not isinstance(settings, dict):
+        raise DatasetError(f"{path}: unreadable flow settings (expected a JSON object; delete the file to start "
+                           "again)")
+    return settings
+
+
 def check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Record how the images in ``out`` are made (``flow.json``, written atomically before the first image), or,
     when ``out`` has a record, refuse other settings in one line: a resumed run never mixes two kinds of flow."""
-    path = out / SETTINGS_FILE
-    if path.is_file():
-        try:
-            have = json.loads(path.read_text())
-        except (OSError, ValueError):
-            raise DatasetError(f"{path}: unreadable flow settings (delete the folder or the file to start again)"
-                               ) from None
+    have = read_settings(out)
+    if have is not None:
         differ = [f"{k} {have.get(k)!r} there, {v!r} asked" for k, v in settings.items() if have.get(k) != v]
         if differ:
             raise DatasetError(f"{out}: holds flow made with other settings ({'; '.join(differ)}); pass another "
                                "--out or the same settings")
         return
-    atomic_write_bytes(path, json.dumps(settings, indent=1).encode())
+    atomic_write_bytes(out / SETTINGS_FILE, json.dumps(settings, indent=1).encode())
 
 
 def prepare_flow(

@@ -15,7 +15,6 @@ pip build); the paper's Brox et al. flow is not in OpenCV (its JPEGs, as the pap
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -26,7 +25,15 @@ from torch.utils.data import DataLoader
 
 from datamodules.action import SplitClasses, open_item, split_videos
 from datamodules.base import SkippingDataset, ZooDataModule
-from datamodules.flow_images import FLOW_BOUND, SETTINGS_FILE, check_method, compute_flow, frame_files, image_to_flow
+from datamodules.flow_images import (
+    FLOW_BOUND,
+    SETTINGS_FILE,
+    check_method,
+    compute_flow,
+    frame_files,
+    image_to_flow,
+    read_settings,
+)
 from datamodules.video import read_rgb
 from zoo.errors import DatasetError, VideoReadError
 
@@ -54,13 +61,13 @@ def resize_flow(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def folder_bound(flow_folder: str | os.PathLike) -> float:
     """The bound the flow JPEGs of ``flow_folder`` were written with (``flow.json`` of ``zoo prepare flow``; the
     zoo's default 8 pixels when the folder has none)."""
-    path = Path(flow_folder) / SETTINGS_FILE
-    if not path.is_file():
+    settings = read_settings(flow_folder)
+    if settings is None:
         return FLOW_BOUND
     try:
-        return float(json.loads(path.read_text())["bound"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DatasetError(f"{path}: unreadable flow settings (expected a JSON object with 'bound')") from None
+        return float(settings["bound"])
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(f"{Path(flow_folder) / SETTINGS_FILE}: no numeric 'bound' in the flow settings") from None
 
 
 class TwoStreamVideos(SkippingDataset):

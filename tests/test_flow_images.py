@@ -232,3 +232,23 @@ def test_zoo_prepare_ucf101_24_extracts_the_24_classes(tmp_path, capsys):
     rc = zoo.cli.main(["prepare", "ucf101-24", "--videos", str(videos), "--out", str(out), "--annotations",
                        str(annotation)])
     assert rc == 1 and f"frame count: {folder}: 6 frames extracted, {annotation} says 7" in capsys.readouterr().out
+
+
+def test_a_malformed_flow_settings_file_is_one_line_naming_it(tmp_path):
+    """``flow.json`` is read in one place (``read_settings``): by a resumed ``zoo prepare flow`` and by the two-stream
+    datamodule for the bound; garbage or a missing bound is one line naming the file."""
+    from datamodules.flow_images import check_settings, read_settings
+    from datamodules.two_stream import folder_bound
+
+    assert read_settings(tmp_path) is None and folder_bound(tmp_path) == 8.0
+    (tmp_path / "flow.json").write_text("{not json")
+    for call in (lambda: read_settings(tmp_path), lambda: check_settings(tmp_path, {"bound": 8.0}),
+                 lambda: folder_bound(tmp_path)):
+        with pytest.raises(DatasetError, match=r"flow\.json: unreadable flow settings") as e:
+            call()
+        assert "\n" not in str(e.value)
+    (tmp_path / "flow.json").write_text('{"method": "dis"}')
+    with pytest.raises(DatasetError, match=r"flow\.json: no numeric 'bound'"):
+        folder_bound(tmp_path)
+    (tmp_path / "flow.json").write_text('{"method": "dis", "bound": 20}')
+    assert folder_bound(tmp_path) == 20.0

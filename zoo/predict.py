@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-SUPPORTED = "clip classifiers (ClipClassifier: clip_*; O3NClassifier)"
+SUPPORTED = "clip classifiers (ClipClassifier: clip_*; O3NClassifier; TwoStream: two_stream_*, spatial_*, temporal_*)"
 
 
 def main(argv: Sequence[str]) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from datamodules.eval_views import crop_boxes
+
 TEST_CROPS = (1, 10)
 # ImageNet's RGB principal components (eigenvalues and eigenvectors as columns, pixels in 0-1), as Krizhevsky et
 # al.'s colour augmentation uses them (values of fb.resnet.torch)
@@ -51,17 +53,16 @@ def ten_crops(x: torch.Tensor, size: int, flow: bool = False) -> torch.Tensor:
     """``(N, C, H, W)`` -> ``(N, 10, C, size, size)``: the four corners and the centre (top-left, top-right,
     bottom-left, bottom-right, centre), then the same five flipped (Sec. 5, after Krizhevsky et al.)."""
     check_size(x, size)
-    h, w = x.shape[-2:]
-    spots = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
-    five = [crop(x, t, left, size) for t, left in spots]
-    return torch.stack(five + [hflip(c, flow) for c in five], dim=1)
+    boxes = crop_boxes("10", tuple(x.shape[-2:]), (size, size))  # the benchmark's 10 crops, in the same order
+    return torch.stack([hflip(crop(x, t, left, size), flow) if flip else crop(x, t, left, size)
+                        for t, left, flip in boxes], dim=1)
 
 
 def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """``(N, C, H, W)`` -> ``(N, 1, C, size, size)``, the centre crop."""
     check_size(x, size)
-    h, w = x.shape[-2:]
-    return crop(x, (h - size) // 2, (w - size) // 2, size)[:, None]
+    (top, left, _), = crop_boxes("centre", tuple(x.shape[-2:]), (size, size))
+    return crop(x, top, left, size)[:, None]
 
 
 def eval_crops(x: torch.Tensor, size: int, crops: int, flow: bool = False) -> torch.Tensor:
