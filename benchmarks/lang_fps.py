@@ -4,9 +4,12 @@
 (``lang_model_iii_*``: Model II plus the lingual network with word attention on every whole frame).
 
     python benchmarks/lang_fps.py [--device cuda] [--models lang_model_i_vgg16,lang_model_iii_tiny]
+        [--profile FOLDER]
 
 Frames are synthetic 360x480 RGB (decoding excluded); CUDA is synchronised before each clock read; on the
-GPU the network runs in bf16 autocast. Frames per second count the frames of all sequences.
+GPU the network runs in bf16 autocast. Frames per second count the frames of all sequences. ``--profile``: also
+``torch.profiler`` over 20 frames of one sequence and of the lockstep batch per model (the costliest operators
+printed, Chrome traces written to the folder).
 """
 
 from __future__ import annotations
@@ -15,22 +18,28 @@ import argparse
 import time
 
 import torch
-from sint_fps import device_name, sync  # this folder is on sys.path when the script runs
+from sint_fps import device_name, profiled, sync  # this folder is on sys.path when the script runs
 
 import zoo
 from datamodules.synthetic import SynthConfig, generate_video
 from zoo.nn.text import Vocabulary
 
 
-def track_fps(model, videos, frames: int, lockstep: int, device: str) -> float:  # noqa: ANN001
+def started(model, seqs):  # noqa: ANN001, ANN201
+    """A tracker of ``model`` started on ``seqs`` (sentence or first box) and warmed up on two frames."""
     tracker = model.tracker()
-    seqs = videos[:lockstep]
     if tracker.needs_sentence:
         tracker.init_batch([v.frames[0] for v in seqs], sentences=[v.target.sentence for v in seqs])
     else:
         tracker.init_batch([v.frames[0] for v in seqs], [v.target.boxes[0] for v in seqs])
     for t in range(1, 3):
         tracker.update_batch([v.frames[t] for v in seqs])
+    return tracker
+
+
+def track_fps(model, videos, frames: int, lockstep: int, device: str) -> float:  # noqa: ANN001
+    seqs = videos[:lockstep]
+    tracker = started(model, seqs)
     sync(device)
     start = time.perf_counter()
     for t in range(frames):
@@ -46,6 +55,7 @@ def main() -> None:
                                                 for m in ("i", "ii", "iii")))
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--lockstep", type=int, default=16)
+    p.add_argument("--profile", default=None, metavar="FOLDER", help="also profile, Chrome traces to FOLDER")
     a = p.parse_args()
     cfg = SynthConfig(height=360, width=480, num_frames=12)
     videos = [generate_video(3, i, cfg) for i in range(a.lockstep)]
@@ -60,6 +70,13 @@ def main() -> None:
         single = track_fps(model, videos, a.frames, 1, a.device)
         many = track_fps(model, videos, max(a.frames // 4, 2), a.lockstep, a.device)
         print(f"{name:22s} {single:15.1f} {many:22.1f} {many / single:7.2f}")
+        if a.profile:
+            for count in (1, a.lockstep):
+                seqs = videos[:count]
+                tracker = started(model, seqs)
+                profiled(lambda t, tracker=tracker, seqs=seqs: tracker.update_batch(
+                    [v.frames[3 + t % (len(v.frames) - 3)] for v in seqs]), a.device == "cuda", a.profile,
+                    f"{name}_x{count}")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 at a time (a trunk pass per candidate box, as a naive Siamese search does).
 
     python benchmarks/sint_fps.py [--device cuda] [--models sint_vgg16,sint_tiny] [--lockstep 16] [--compile]
+        [--profile FOLDER]
 
 Reports frames per second for one sequence and for ``--lockstep`` sequences advanced together (frames of
-all sequences counted). Frames are synthetic 360x480 RGB (decoding excluded); CUDA is synchronised
-before each clock read. The baseline is timed on a few candidates and scaled to the candidate count.
+all sequences counted). ``--profile``: also ``torch.profiler`` over 20 frames of one sequence and of the lockstep
+batch per model: the 25 costliest operators printed, a Chrome trace per run written to the folder. Frames are
+synthetic 360x480 RGB (decoding excluded); CUDA is synchronised before each clock read. The baseline is timed on a
+few candidates and scaled to the candidate count.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -57,6 +62,35 @@ def track_fps(model, videos, frames: int, lockstep: int, **tracker_kwargs) -> tu
     return frames * len(seqs) / elapsed, candidates
 
 
+def profiled(step: Callable[[int], None], cuda: bool, folder: str, name: str, repeats: int = 20) -> None:
+    """``torch.profiler`` over ``step(0) ... step(repeats - 1)``: the 25 costliest operators printed (GPU time on
+    the GPU), the Chrome trace written to ``folder/<name>.json``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    device = "cuda" if cuda else "cpu"
+    sync(device)
+    with profile(activities=activities, record_shapes=True) as prof:
+        for t in range(repeats):
+            step(t)
+        sync(device)
+    print(f"--- profile: {name}, {repeats} steps")
+    print(prof.key_averages().table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=25))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    prof.export_chrome_trace(str(Path(folder) / f"{name}.json"))
+
+
+def profile_tracking(model, videos, lockstep: int, folder: str, name: str, **tracker_kwargs) -> None:  # noqa: ANN001
+    """:func:`profiled` over 20 tracked frames of ``lockstep`` sequences, after a warm-up."""
+    tracker = model.tracker(**tracker_kwargs)
+    seqs = videos[:lockstep]
+    tracker.init_batch([v.frames[0] for v in seqs], [v.target.boxes[0] for v in seqs])
+    for t in range(1, 4):
+        tracker.update_batch([v.frames[t] for v in seqs])
+    profiled(lambda t: tracker.update_batch([v.frames[4 + t % (len(v.frames) - 4)] for v in seqs]),
+             model.mean.is_cuda, folder, name)
+
+
 def one_candidate_at_a_time_fps(model, video, candidates: int, probes: int = 3, amp: bool = False) -> float:  # noqa: ANN001
     """Seconds per frame when each candidate gets its own trunk pass, from ``probes`` timed passes."""
     x, (factor,) = model.prepare([video.frames[1]])
@@ -83,6 +117,7 @@ def main() -> None:
     p.add_argument("--lockstep", type=int, default=16)
     p.add_argument("--compile", action="store_true", help="torch.compile the trunk")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")
+    p.add_argument("--profile", default=None, metavar="FOLDER", help="also profile, Chrome traces to FOLDER")
     a = p.parse_args()
     print(f"device: {device_name(a.device)}; torch {torch.__version__}")
     cfg = SynthConfig(height=360, width=480, num_frames=24)
@@ -101,6 +136,9 @@ def main() -> None:
         many, _ = track_fps(model, videos, lock_frames, a.lockstep, amp=amp, channels_last=amp)
         print(f"{name:12s} {f'{a.lockstep} in lockstep':22s} {many:9.2f} {many / baseline:16.1f}x")
         print(f"{name:12s} {'one candidate at a time':22s} {baseline:9.3f} {1.0:16.1f}x")
+        if a.profile:
+            for count in (1, a.lockstep):
+                profile_tracking(model, videos, count, a.profile, f"{name}_x{count}", amp=amp, channels_last=amp)
         del model
         if a.device == "cuda":
             torch.cuda.empty_cache()

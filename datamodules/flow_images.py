@@ -19,6 +19,8 @@ Methods (OpenCV, on the grey frames as ROAD's code reads them):
   10 iterations, poly_n 5, poly_sigma 1.1).
 - ``tvl1``: Zach et al.'s TV-L1 (the I3D / ACT-era flow) through ``cv2.optflow`` of opencv-contrib, only when
   that package is installed (``pip install opencv-contrib-python-headless`` of the same version).
+- ``tvl1_torch``: the same TV-L1 in PyTorch (``zoo.nn.tvl1``, tested against OpenCV's), with no opencv-contrib;
+  here on the CPU, one pair at a time (the two-stream datamodule runs it batched on the model's device).
 
 ``zoo prepare flow --root R --out F --method dis`` runs :func:`prepare_flow`: resumable (existing images are kept,
 each file is written atomically), worker processes, a progress bar, and one line per failed video.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import multiprocessing
 import os
 import re
 import sys
@@ -41,14 +44,16 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from datamodules.video import IMAGE_EXTENSIONS, read_rgb
 from zoo.errors import DatasetError, VideoReadError, ZooError
 from zoo.hub import atomic_write_bytes
+from zoo.nn.tvl1 import tvl1_flow
 
 log = logging.getLogger(__name__)
 
-METHODS = ("dis", "farneback", "tvl1")
+METHODS = ("dis", "farneback", "tvl1", "tvl1_torch")
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -107,6 +112,8 @@ def compute_flow(prev_rgb: np.ndarray, next_rgb: np.ndarray, method: str = "dis"
         flow = _dis(dis_preset).calc(a, b, None)
     elif method == "farneback":
         flow = cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK)
+    elif method == "tvl1_torch":
+        flow = tvl1_flow(torch.from_numpy(a)[None].float(), torch.from_numpy(b)[None].float())[0].permute(1, 2, 0)
     else:
         flow = _tvl1().calc(a, b, None)
     return np.asarray(flow, dtype=np.float32)
@@ -239,6 +246,8 @@ def run_job(job: FlowJob) -> tuple[str, int, str | None]:
     n = len(job.files)
     if n < 2:
         return job.rel, 0, f"{job.source}: {n} frame image, flow needs at least 2"
+    if job.method == "tvl1_torch" and multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)  # one thread per worker process, as OpenCV's methods run in them
     frames: dict[int, np.ndarray] = {}
     written = 0
 
@@ -359,7 +368,7 @@ def run_parallel(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int) ->
 
 
 def main(argv: Sequence[str]) -> int:
-    """``zoo prepare flow --root R --out F [--method dis|farneback|tvl1] [--workers N]``."""
+    """``zoo prepare flow --root R --out F [--method dis|farneback|tvl1|tvl1_torch] [--workers N]``."""
     from zoo.commands import ArgumentParser, positive_int
 
     p = ArgumentParser(

@@ -8,9 +8,11 @@ crops, flips, stacks and subtracts the mean flow.
 
 Flow comes from the JPEGs of ``zoo prepare flow`` (``flow_folder/<Class>/<video>/<frame>.jpg``, the n-th image of a
 folder = the flow from frame n to n+1, decoded with the bound recorded in the folder's ``flow.json``, fields resized
-to ``size`` with their vectors scaled), or, with no ``flow_folder``, computed here on the CPU (OpenCV DIS or
-Farneback) from the decoded frames at ``size``. Choice: no GPU flow on the fly (OpenCV's CUDA flow is not in the
-pip build); the paper's Brox et al. flow is not in OpenCV (its JPEGs, as the paper stores flow, can be read).
+to ``size`` with their vectors scaled), or, with no ``flow_folder``, computed on the fly from the decoded frames at
+``size``: here on the CPU (OpenCV DIS, Farneback or TV-L1), or, with ``flow_method="tvl1_torch"``, by the model on
+its own device (the GPU): then the items hold ``"flow_pairs"``, uint8 grey (K, L, 2, H, W), the two frames of each
+field, instead of ``"flow"``, and ``zoo.nn.tvl1`` (OpenCV's TV-L1 in PyTorch, batched) turns them into fields. The
+paper's Brox et al. flow is not in OpenCV (its JPEGs, as the paper stores flow, can be read).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from datamodules.video import read_rgb
 from zoo.errors import DatasetError, VideoReadError
 
 MODALITIES = ("rgb", "flow", "rgb+flow")
+DEVICE_METHOD = "tvl1_torch"  # flow the model computes on its own device from the grey frame pairs
 
 
 def time_points(num_frames: int, flow_length: int, count: int, rng: np.random.Generator | None) -> np.ndarray:
@@ -173,6 +176,12 @@ class TwoStreamVideos(SkippingDataset):
                 points, wanted = self._points(len(frames), rel, flow)
             if rgb:
                 out["frames"] = _chw(np.stack([frames[int(t)] for t in points]))
+            if flow and self.flow_method == DEVICE_METHOD:
+                needed = np.unique(np.concatenate([wanted.ravel(), wanted.ravel() + 1])).tolist()
+                grey = {i: cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY) for i in needed}
+                out["flow_pairs"] = torch.from_numpy(np.array([[(grey[i], grey[i + 1]) for i in row.tolist()]
+                                                               for row in wanted]))
+                return out
             for i in np.unique(wanted).tolist():
                 if i not in known:
                     known[i] = compute_flow(frames[i], frames[i + 1], self.flow_method, self.dis_preset)

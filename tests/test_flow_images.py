@@ -97,7 +97,7 @@ def test_bad_method_and_tvl1_without_contrib():
 
 
 # ------------------------------------------------------------------------------------- real frames, real TV-L1
-@pytest.mark.parametrize("method", ["dis", "farneback"])
+@pytest.mark.parametrize("method", ["dis", "farneback", "tvl1_torch"])
 def test_real_frames_point_the_same_way_as_shipped_tvl1(shared, method):
     """Our flow images on the 79 real RGB frames of v_CricketShot_g04_c01 against DeepMind's TV-L1 flow of the same
     frames (README-kinetics-i3d.md: flow clipped to +-20 px, / 20, + 0.5, so a GIF value v is 20 * (v / 255 - 0.5)).
@@ -107,11 +107,13 @@ def test_real_frames_point_the_same_way_as_shipped_tvl1(shared, method):
     different scales and centres (ours 128 + 16 v clipped at 8 px, theirs 127.5 + 12.75 v), and measures exactly
     the faults that matter: a flipped sign makes it negative, swapped x / y makes it about 0, a frame offset
     lowers it. Measured: x 0.91, y 0.78 (DIS); so we ask x > 0.75, y > 0.55 and the crossed pairs below 0.25.
-    Frame t of theirs is the flow t -> t + 1, as ours (t + 1 -> t + 2 correlates less)."""
+    Frame t of theirs is the flow t -> t + 1, as ours (t + 1 -> t + 2 correlates less). Our TV-L1 in PyTorch, the
+    algorithm they ran: x 0.96, y 0.92 over all 78 pairs (0.95, 0.90 on the 13 timed here), so it must beat DIS's
+    measured 0.91 and 0.78."""
     rgb = gif_frames(shared / CLIP.format("rgb"))
     theirs = 20 * (gif_frames(shared / CLIP.format("flow"))[..., :2].astype(np.float32) / 255 - 0.5)
     assert rgb.shape == (79, 224, 224, 3) and theirs.shape == (79, 224, 224, 2)
-    step = 1 if method == "dis" else 3  # Farneback is 10x slower: every third pair keeps the test fast
+    step = {"dis": 1, "farneback": 3, "tvl1_torch": 6}[method]  # slower methods: fewer pairs keep the test fast
     pairs = range(0, 78, step)
     ours = np.stack([image_to_flow(flow_image(rgb[t], rgb[t + 1], method)) for t in pairs])
     ref = theirs[list(pairs)]
@@ -123,6 +125,8 @@ def test_real_frames_point_the_same_way_as_shipped_tvl1(shared, method):
 
     assert corr(ours[..., 0], ref[..., 0]) > 0.75
     assert corr(ours[..., 1], ref[..., 1]) > 0.55
+    if method == "tvl1_torch":
+        assert corr(ours[..., 0], ref[..., 0]) > 0.91 and corr(ours[..., 1], ref[..., 1]) > 0.78
     assert abs(corr(ours[..., 0], ref[..., 1])) < 0.25 and abs(corr(ours[..., 1], ref[..., 0])) < 0.25
     mean_ours, mean_ref = ours[moving].mean(0), ref[moving].mean(0)
     assert np.all(np.sign(mean_ours) == np.sign(mean_ref))
@@ -169,14 +173,16 @@ def test_prepare_flow_writes_resumes_and_names_failures(ucf_root, tmp_path):
     assert not (video / "00003.jpg").exists()
 
 
-def test_prepare_flow_act_layout_with_workers(tmp_path):
-    """ACT's Frames/<video>/%05d.png is found by default; flow images are .jpg; two worker processes."""
+@pytest.mark.parametrize("method", ["farneback", "tvl1_torch"])
+def test_prepare_flow_act_layout_with_workers(tmp_path, method):
+    """ACT's Frames/<video>/%05d.png is found by default; flow images are .jpg; two worker processes (PyTorch's
+    TV-L1 in forked workers too)."""
     root = tmp_path / "jhmdb"
     for i in range(3):
         write_frames(root / "Frames" / f"clip_{i}", moving_frames(3 + i, dy=1), ext="png")
     write_frames(root / "Frames" / ".clip_3.x1.partial", moving_frames(2), ext="png")  # an unfinished extraction
     assert find_video_folders(root / "Frames") == ["clip_0", "clip_1", "clip_2"]
-    done, failed = prepare_flow(root, root / "FlowDIS", "farneback", workers=2)
+    done, failed = prepare_flow(root, root / "FlowDIS", method, workers=2)
     assert (done, failed) == (3, [])
     for i in range(3):
         assert len(list((root / "FlowDIS" / f"clip_{i}").glob("*.jpg"))) == 3 + i

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -206,6 +207,38 @@ def test_clip_logits_score_a_clip_as_the_datamodule_sample(synth_ucf101):
         assert torch.allclose(model.clip_logits(clip), expected, atol=1e-2)
     with pytest.raises(ValueError, match="needs clips of 11 frames"):
         model.clip_logits(clip[:, :5])
+
+
+def test_flow_on_the_models_device_is_tvl1_of_the_same_frames(synth_ucf101, tmp_path):
+    """``flow_method="tvl1_torch"``: items carry the grey frame pairs, and the model turns them into the TV-L1 fields
+    that ``compute_flow(..., "tvl1_torch")`` gives pair by pair; the Trainer fits and validates on such batches, and
+    the benchmark's ``clip_logits`` of a model that recorded the method computes the same flow."""
+    kw = dict(dataset="ucf101", root=synth_ucf101, train=False, flow_length=2, test_frames=2, size=(64, 80))
+    videos = TwoStreamVideos(**kw, flow_method="tvl1_torch")
+    item = videos[0]
+    assert "flow" not in item and item["flow_pairs"].shape == (2, 2, 2, 64, 80)
+    with open_video(synth_ucf101 / videos.items[0][0], size=(64, 80)) as video:
+        frames = video.get_frames(np.arange(len(video)))
+    t = int(time_points(len(frames), 2, 2, None)[1])
+    model = zoo.create_model("temporal_tiny", num_classes=7, flow_length=2, crop_size=64, test_crops=1).eval()
+    fields = model.flow_from_pairs(item["flow_pairs"][None])
+    by_hand = compute_flow(frames[t + 1], frames[t + 2], "tvl1_torch").transpose(2, 0, 1)  # point 1, field 2
+    assert fields.shape == (1, 2, 2, 2, 64, 80) and fields.abs().max() > 0.5
+    assert torch.allclose(fields[0, 1, 1], torch.from_numpy(by_hand), atol=1e-4)
+
+    data = TwoStreamDataModule(str(synth_ucf101), modality="flow", flow_length=2, test_frames=2, size=(64, 80),
+                               flow_method="tvl1_torch", batch_size=4, test_batch_size=2, num_workers=0)
+    trainer = build_trainer(max_epochs=1, loggers="", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, limit_train_batches=2,
+                            limit_val_batches=1, num_sanity_val_steps=0, default_root_dir=str(tmp_path))
+    trainer.fit(model.train(), data)
+    assert model.sampling["flow_method"] == "tvl1_torch" and "val/video_acc" in trainer.callback_metrics
+    clip = torch.from_numpy(frames[t:t + 3]).permute(0, 3, 1, 2)[None, :, :, :, 8:72]  # one 64 x 64 crop
+    grey = [cv2.cvtColor(f[:, 8:72], cv2.COLOR_RGB2GRAY) for f in frames[t:t + 3]]
+    pairs = torch.from_numpy(np.stack([np.stack(grey[i:i + 2]) for i in range(2)]))[None, None]  # (1, 1, L, 2, ...)
+    with torch.no_grad():
+        flow = model.eval().flow_from_pairs(pairs)
+        assert torch.allclose(model.clip_logits(clip), model(None, flow)[:, 0], atol=1e-4)
 
 
 def test_bad_input_is_one_clear_line(synth_ucf101, tmp_path):
