@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from datamodules.ucf101 import UCF101DataModule
 from zoo.cli import main
 from zoo.trainer import build_trainer
 
+ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["Linear", "Bouncing", "Circular", "ZigZag", "Still", "Growing", "Shrinking"]  # the synthetic motions
 SAMPLING = {"size": [64, 80], "stride": 2}
 
@@ -96,6 +100,24 @@ def test_three_splits_give_per_split_results_and_their_mean(small_ucf101, untrai
     assert report["mixed_splits"] is False
     assert set(report["splits"]["1"]["per_class"]) == set(CLASSES)
     assert "mean" in printed and "std" in printed and "video@1" in printed
+
+
+def test_ddp_ranks_split_the_videos_and_give_the_one_process_report(small_ucf101, untrained, tmp_path, capsys):
+    """Two CPU processes (DDP): each scores part of a split's videos (split 2's 7 videos are padded to 4 + 4 by the
+    sampler, the repeat dropped), rank 0 gathers them and writes the same report and logits as one process."""
+    args = ["benchmark", "ucf101", "--checkpoint", str(untrained), "--root", str(small_ucf101), "--splits", "1", "2",
+            "--clips", "2", "--workers", "0"]
+    assert run(capsys, *args, "--out", str(tmp_path / "one"))[0] == 0
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "ddp_classification.py"), *args, "--out",
+                           str(tmp_path / "two"), "--devices", "2"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in done.stdout + done.stderr  # a second rank ran
+    one, two = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("one", "two"))
+    assert two == one and [two["splits"][s]["num_videos"] for s in "12"] == [14, 7]
+    for k in (1, 2):
+        a, b = (np.load(tmp_path / d / f"split{k}.logits.npz") for d in ("one", "two"))
+        assert list(a["videos"]) == list(b["videos"]) and np.allclose(a["logits"], b["logits"], atol=1e-5)
 
 
 def test_video_accuracy_equals_a_hand_computation_from_the_saved_logits(small_ucf101, untrained, tmp_path, capsys):
