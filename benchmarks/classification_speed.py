@@ -2,6 +2,10 @@
 against a naive loop in the same process (each clip decoded by its own reader and scored alone).
 
     python benchmarks/classification_speed.py [--root UCF101] [--model clip_tiny] [--clips 10] [--workers 2]
+        [--flow-method tvl1_torch]
+
+Two-stream models (``--model temporal_tiny --size 64x64``, the model's crop) compute their flow from each clip:
+on the CPU (``--flow-method dis``) or on the model's device (``tvl1_torch``).
 
 Without ``--root`` a synthetic UCF101 (``zoo synth --format ucf101``: 56 videos of 48 frames at 120 x 160) is written
 to a temporary folder; split 1's test list is scored (28 videos) with an untrained model of ``--model`` at the
@@ -54,6 +58,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=10)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--videos", type=int, default=56, help="synthetic videos (without --root)")
+    p.add_argument("--flow-method", default=None, help="two-stream models: how their flow is computed")
     a = p.parse_args()
     quiet_lightning()
     size = tuple(int(v) for v in a.size.split("x"))
@@ -68,7 +73,9 @@ def main() -> None:
         classes, items = read_action_split("ucf101", root, 1, False)
         items = [(rel, label) for rel, label in items if (root / rel).is_file()]
         torch.manual_seed(0)
-        model = zoo.create_model(a.model, num_classes=len(classes), clip_sampling={"size": list(size)}).eval()
+        sampling = {"size": list(size), **({"flow_method": a.flow_method} if a.flow_method else {})}
+        extra = {"crop_size": size[0]} if a.model.startswith(("two_stream", "spatial", "temporal")) else {}
+        model = zoo.create_model(a.model, num_classes=len(classes), clip_sampling=sampling, **extra).eval()
         ckpt = model.save(tmp / "model.pt")
         device = "cuda" if torch.cuda.is_available() else "cpu"
         common = dict(splits=[1], clips=a.clips, num_workers=a.workers, batch_size=4, devices=1)
@@ -81,7 +88,8 @@ def main() -> None:
                                           frame_store=str(tmp / "store"), **common)
         stored = report["clips_per_second"][1]
         plain = naive(model.to(device), root, items, a.clips, size)
-    print(f"{a.model} at {size[0]}x{size[1]}, {a.clips} clips x centre crop, {len(items)} videos, {a.workers} "
+    flow = f", flow {a.flow_method}" if a.flow_method else ""
+    print(f"{a.model} at {size[0]}x{size[1]}{flow}, {a.clips} clips x centre crop, {len(items)} videos, {a.workers} "
           f"workers, {device}")
     print(f"  zoo benchmark, video files:  {files:9.1f} clips/s  ({files / plain:.2f}x the naive loop)")
     print(f"  zoo benchmark, frame store:  {stored:9.1f} clips/s  ({stored / plain:.2f}x; store built in "

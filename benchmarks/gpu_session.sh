@@ -11,7 +11,7 @@
 #
 # (check each one's Requires-Dist with `unzip -p .whl/NAME-*.whl '*/METADATA' | grep ^Requires-Dist`; the image has
 # torch, torchvision, pytorch-lightning, torchmetrics, opencv, h5py, scipy and matplotlib). Each step has its own time
-# limit, its whole output goes to $OUT/<step>.log (4 files come back) and its last lines to the reply; a failing step
+# limit (520 s in all), its whole output goes to $OUT/<step>.log (5 files come back) and its last lines to the reply; a failing step
 # does not stop the next. Profiler tables are printed into the logs; the Chrome traces stay on the machine.
 set -u
 OUT=${OUT:-/tmp/gpu_session}
@@ -35,9 +35,11 @@ step() {  # step NAME SECONDS COMMAND...
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 # issue 20: SINT and the language trackers, frames/s and torch.profiler's costliest operators
-step sint_fps 150 python3 benchmarks/sint_fps.py --device cuda --models sint_vgg16 --profile /tmp/traces
-step lang_fps 150 python3 benchmarks/lang_fps.py --device cuda --models lang_model_ii_vgg16,lang_model_iii_vgg16 \
+step sint_fps 120 python3 benchmarks/sint_fps.py --device cuda --models sint_vgg16 --profile /tmp/traces
+step lang_fps 120 python3 benchmarks/lang_fps.py --device cuda --models lang_model_ii_vgg16,lang_model_iii_vgg16 \
     --profile /tmp/traces
 # issue 19: TV-L1 on the GPU (pairs/s per batch, eager and compiled) and the classification benchmark's clips/s
-step flow_speed 120 python3 benchmarks/flow_speed.py --device cuda --batched-only --batches 1 32 128
-step classification_speed 120 python3 benchmarks/classification_speed.py --workers 8
+step flow_speed 100 python3 benchmarks/flow_speed.py --device cuda --batched-only --batches 1 32 128
+step classification_speed 90 python3 benchmarks/classification_speed.py --workers 8
+step classification_flow 90 python3 benchmarks/classification_speed.py --workers 8 --model temporal_tiny --size 64x64 \
+    --flow-method tvl1_torch

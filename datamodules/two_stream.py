@@ -208,9 +208,10 @@ class TwoStreamDataModule(SplitClasses, ZooDataModule):
     """Two-stream training on a split's training list, validation and test on its test list (``test_frames`` time
     points per video, ``test_batch_size`` videos a batch). ``modality``: what the model's streams read, ``rgb``
     (spatial), ``flow`` (temporal) or ``rgb+flow``; ``flow_folder``: the flow JPEGs of ``zoo prepare flow``, else
-    flow is computed on the fly with ``flow_method``; ``cache``: each loader process keeps the decoded frames and the
-    flow it computed in memory (small datasets, such as the synthetic ones). ``size``: frames and flow are resized to
-    it (the paper rescales frames to a smallest side of 256 and crops 224)."""
+    flow is computed on the fly with ``flow_method`` (``tvl1_torch``: by the model on its device); ``cache``: each
+    loader process keeps the decoded frames and the flow it computed in memory (small datasets, such as the
+    synthetic ones). ``size``: frames and flow are resized to it (the paper rescales frames to a smallest side of 256
+    and crops 224)."""
 
     def __init__(
         self,

