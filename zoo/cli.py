@@ -43,7 +43,7 @@ benchmarks (zoo benchmark --help lists them, zoo benchmark NAME --help their opt
              Model II/III from two trained networks: zoo benchmark otb99lang --checkpoint VIS --lingual LING
                                                   [--lang-model III] --root DIR
              score existing result files:         zoo benchmark otb --results DIR [DIR ...] --annotations DIR
-             action recognition over the splits: zoo benchmark ucf101|hmdb51 --checkpoint CKPT --root DIR
+             action recognition over the splits:  zoo benchmark ucf101|hmdb51 --checkpoint CKPT --root DIR
                                                   [--splits 1 2 3] [--clips 10] [--crops centre|3|10]
              the self-supervised protocol:        zoo benchmark ucf101 --pretrained SSL.ckpt --config FT.yaml
                                                   --protocol finetune|linear --root DIR
