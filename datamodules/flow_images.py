@@ -19,11 +19,12 @@ Methods (OpenCV, on the grey frames as ROAD's code reads them):
   10 iterations, poly_n 5, poly_sigma 1.1).
 - ``tvl1``: Zach et al.'s TV-L1 (the I3D / ACT-era flow) through ``cv2.optflow`` of opencv-contrib, only when
   that package is installed (``pip install opencv-contrib-python-headless`` of the same version).
-- ``tvl1_torch``: the same TV-L1 in PyTorch (``zoo.nn.tvl1``, tested against OpenCV's), with no opencv-contrib;
-  here on the CPU, one pair at a time (the two-stream datamodule runs it batched on the model's device).
+- ``tvl1_torch``: the same TV-L1 in PyTorch (``zoo.nn.tvl1``, tested against OpenCV's), with no opencv-contrib:
+  one pair at a time in the worker processes, or batches of pairs on a GPU (``--device cuda``).
 
 ``zoo prepare flow --root R --out F --method dis`` runs :func:`prepare_flow`: resumable (existing images are kept,
-each file is written atomically), worker processes, a progress bar, and one line per failed video.
+each file is written atomically), worker processes, a progress bar, and one line per failed video; ``--method
+tvl1_torch --device cuda`` computes batches of pairs on the GPU in the main process instead.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import torch
 from datamodules.video import IMAGE_EXTENSIONS, read_rgb
 from zoo.errors import DatasetError, VideoReadError, ZooError
 from zoo.hub import atomic_write_bytes
-from zoo.nn.tvl1 import tvl1_flow
+from zoo.nn.tvl1 import TVL1, tvl1_flow
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,8 @@ class FlowJob:
     bound: float = FLOW_BOUND
     dis_preset: str = "fast"
     quality: int = JPEG_QUALITY
+    device: str | None = None  # tvl1_torch: a torch device for batches of pairs, in this process
+    batch: int = 64
 
 
 def write_jpeg(path: Path, rgb: np.ndarray, quality: int = JPEG_QUALITY) -> None:
@@ -259,6 +262,8 @@ def run_job(job: FlowJob) -> tuple[str, int, str | None]:
         return frames[i]
 
     try:
+        if job.device is not None:
+            return job.rel, run_batched(job, targets, todo), None
         for i in todo:
             a = min(i, n - 2)  # the last frame repeats the flow of the pair before it
             try:
@@ -271,6 +276,32 @@ def run_job(job: FlowJob) -> tuple[str, int, str | None]:
         text = str(e).strip().splitlines()
         return job.rel, written, text[0] if text else type(e).__name__
     return job.rel, written, None
+
+
+def run_batched(job: FlowJob, targets: list[Path], todo: list[int]) -> int:
+    """The missing images of ``job`` by ``tvl1_torch`` on ``job.device``, ``job.batch`` pairs a call; returns how many
+    were written. The grey frames are read once, in order; images are written as their batch finishes."""
+    n = len(job.files)
+    first = [min(i, n - 2) for i in todo]  # the last frame repeats the flow of the pair before it
+    grey: dict[int, torch.Tensor] = {}
+    size: tuple[tuple[int, ...], str] | None = None  # the first frame read: its shape and name
+    written = 0
+    for start in range(0, len(todo), job.batch):
+        rows = list(range(start, min(start + job.batch, len(todo))))
+        for a in sorted({first[r] + d for r in rows for d in (0, 1)} - set(grey)):
+            path = Path(job.source) / job.files[a]
+            grey[a] = torch.from_numpy(_grey(read_rgb(path)))
+            size = size or (tuple(grey[a].shape), path.name)
+            if tuple(grey[a].shape) != size[0]:
+                raise VideoReadError(f"{path}: {tuple(grey[a].shape)} pixels, but {size[1]} has {size[0]}")
+        pairs = [torch.stack([grey[first[r]] for r in rows]), torch.stack([grey[first[r] + 1] for r in rows])]
+        fields = tvl1_flow(*(p.to(job.device).float() for p in pairs), TVL1(check_every=10)).permute(0, 2, 3, 1)
+        for r, field in zip(rows, fields.cpu().numpy()):
+            write_jpeg(targets[todo[r]], flow_to_image(field, job.bound), job.quality)
+            written += 1
+        keep = min(first[r] for r in range(rows[-1] + 1, len(todo))) if rows[-1] + 1 < len(todo) else n
+        grey = {a: g for a, g in grey.items() if a >= keep}
+    return written
 
 
 SETTINGS_FILE = "flow.json"
@@ -318,14 +349,21 @@ def prepare_flow(
     dis_preset: str = "fast",
     quality: int = JPEG_QUALITY,
     progress: bool | None = None,
+    device: str | None = None,
+    batch: int = 64,
 ) -> tuple[int, list[str]]:
     """Flow images for every frame of every video folder under ``root`` (see :func:`frames_root`), written to
     ``out/<same relative path>/<frame name>.jpg``.
 
     Returns (videos for which images were written in this run, one line per failed video). Images already there
     are kept, so a second run does nothing and an interrupted one resumes. ``videos``: relative paths to do
-    (default: every folder found). ``progress``: a progress bar (default: when stderr is a terminal)."""
+    (default: every folder found). ``progress``: a progress bar (default: when stderr is a terminal). ``device``:
+    ``tvl1_torch`` in this process on that torch device (a GPU), ``batch`` pairs at a time, instead of workers."""
     check_method(method, dis_preset)
+    if device is not None and method != "tvl1_torch":
+        raise ValueError(f"device is for the tvl1_torch method, not {method!r}")
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, not {batch}")
     source = frames_root(root, frames_folder)
     out = Path(out)
     check_settings(out, {"method": method, "bound": bound, "dis_preset": dis_preset if method == "dis" else None,
@@ -338,14 +376,14 @@ def prepare_flow(
             failed.append(f"{folder}: video folder not found")
             continue
         jobs.append(FlowJob(rel, str(folder), str(out / rel), tuple(frame_files(folder, pattern)), method, bound,
-                            dis_preset, quality))
+                            dis_preset, quality, device, batch))
     done = 0
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc=f"zoo prepare flow ({method})", unit="video", leave=False,
                disable=not (sys.stderr.isatty() if progress is None else progress))
     with bar:
-        for rel, written, error in run_parallel(run_job, jobs, workers):
+        for rel, written, error in run_parallel(run_job, jobs, 1 if device is not None else workers):
             bar.update(1)
             if error is None:
                 done += written > 0
@@ -387,16 +425,22 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--bound", type=float, default=FLOW_BOUND, help="flow in pixels mapped to 0 and 255")
     p.add_argument("--dis-preset", default="fast", choices=tuple(DIS_PRESETS))
     p.add_argument("--quality", type=positive_int, default=JPEG_QUALITY, help="JPEG quality")
+    p.add_argument("--device", default=None, help="tvl1_torch on this torch device (such as cuda), in batches of "
+                   "--batch pairs, instead of --workers processes")
+    p.add_argument("--batch", type=positive_int, default=64, help="pairs a call with --device")
     a = p.parse_args(argv)
     if a.bound <= 0:
         p.error(f"--bound must be above zero, not {a.bound}")
     check_method(a.method, a.dis_preset)
+    if a.device is not None and a.method != "tvl1_torch":
+        p.error(f"--device is for --method tvl1_torch, not {a.method}")
     source = frames_root(a.root, a.frames_folder)
     videos = find_video_folders(source, a.pattern, exclude=a.out)
     if not videos:
         raise DatasetError(f"{source}: no folders of frame images{f' matching {a.pattern}' if a.pattern else ''}")
     done, failed = prepare_flow(a.root, a.out, a.method, a.workers, a.frames_folder, a.pattern, videos=videos,
-                                bound=a.bound, dis_preset=a.dis_preset, quality=a.quality)
+                                bound=a.bound, dis_preset=a.dis_preset, quality=a.quality, device=a.device,
+                                batch=a.batch)
     kept = len(videos) - done - len(failed)
     print(f"{a.out}: {a.method} flow for {len(videos)} videos in {source}: {done} written, {kept} already complete, "
           f"{len(failed)} failed")

@@ -190,6 +190,36 @@ def test_prepare_flow_act_layout_with_workers(tmp_path, method):
     assert abs(np.median(image[8:-8, 8:-8, 1].astype(int)) - 144) <= 6  # 1 px down: G channel
 
 
+def test_tvl1_torch_in_batches_on_a_device_writes_what_the_workers_write(tmp_path):
+    """``device``: batches of pairs in this process (here 3 a batch on the CPU), the same images as one pair at a time,
+    the last frame repeating the pair before it; a resume writes only what is missing; a frame of another size is
+    one line naming it."""
+    root = tmp_path / "jhmdb"
+    for i in range(2):
+        write_frames(root / "Frames" / f"clip_{i}", moving_frames(4 + i, dy=1), ext="png")
+    assert prepare_flow(root, tmp_path / "pairs", "tvl1_torch") == (2, [])
+    assert prepare_flow(root, tmp_path / "batched", "tvl1_torch", device="cpu", batch=3) == (2, [])
+    for i in range(2):
+        for t in range(1, 5 + i):
+            a, b = (cv2.imread(str(tmp_path / d / f"clip_{i}" / f"{t:05d}.jpg")).astype(int)
+                    for d in ("pairs", "batched"))
+            assert np.abs(a - b).max() <= 1
+    image = cv2.imread(str(tmp_path / "batched" / "clip_1" / "00002.jpg"))[..., ::-1]
+    assert abs(np.median(image[8:-8, 8:-8, 1].astype(int)) - 144) <= 6  # 1 px down: G channel
+    video = tmp_path / "batched" / "clip_1"
+    stamps = {p: p.stat().st_mtime_ns for p in video.iterdir()}
+    (video / "00003.jpg").unlink()
+    assert prepare_flow(root, tmp_path / "batched", "tvl1_torch", device="cpu", batch=3) == (1, [])
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.name != "00003.jpg")
+    write_frames(root / "Frames" / "clip_2", moving_frames(3), ext="png")
+    write_frames(root / "Frames" / "clip_2", moving_frames(1, h=20)[:1], ext="png")  # frame 1 of another size
+    done, failed = prepare_flow(root, tmp_path / "batched", "tvl1_torch", device="cpu")
+    assert done == 0 and len(failed) == 1
+    assert "clip_2/00002.png: (32, 40) pixels, but 00001.png has (20, 40)" in failed[0]
+    with pytest.raises(ValueError, match="device is for the tvl1_torch method"):
+        prepare_flow(root, tmp_path / "other", "dis", device="cpu")
+
+
 def test_zoo_prepare_flow_command(ucf_root, capsys):
     out = ucf_root / "flow"
     rc = zoo.cli.main(["prepare", "flow", "--root", str(ucf_root), "--out", str(out), "--workers", "1"])
@@ -200,6 +230,8 @@ def test_zoo_prepare_flow_command(ucf_root, capsys):
     assert len(list((out / "Biking" / "v_Biking_g01_c01").glob("*.jpg"))) == 5
     rc = zoo.cli.main(["prepare", "flow", "--root", str(ucf_root), "--out", str(out), "--method", "brox"])
     assert rc == 2 and "invalid choice" in capsys.readouterr().err
+    rc = zoo.cli.main(["prepare", "flow", "--root", str(ucf_root), "--out", str(out), "--device", "cuda"])
+    assert rc == 2 and "--device is for --method tvl1_torch, not dis" in capsys.readouterr().err
     (ucf_root / "empty").mkdir()
     rc = zoo.cli.main(["prepare", "flow", "--root", str(ucf_root / "empty"), "--out", str(out)])
     assert rc == 2 and "no folders of frame images" in capsys.readouterr().err
