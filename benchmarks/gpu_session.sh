@@ -34,12 +34,13 @@ step() {  # step NAME SECONDS COMMAND...
 
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-# issue 20: SINT and the language trackers, frames/s and torch.profiler's costliest operators
-step sint_fps 120 python3 benchmarks/sint_fps.py --device cuda --models sint_vgg16 --profile /tmp/traces
-step lang_fps 120 python3 benchmarks/lang_fps.py --device cuda --models lang_model_ii_vgg16,lang_model_iii_vgg16 \
+# issue 20: SINT and the language trackers, frames/s of the former and the current path in one run, whether they give
+# the same boxes, and torch.profiler's costliest operators of both
+step sint_fps 140 python3 benchmarks/sint_fps.py --device cuda --models sint_vgg16 --profile /tmp/traces
+step lang_fps 130 python3 benchmarks/lang_fps.py --device cuda --models lang_model_ii_vgg16,lang_model_iii_vgg16 \
     --profile /tmp/traces
 # issue 19: TV-L1 on the GPU (pairs/s per batch, eager and compiled) and the classification benchmark's clips/s
-step flow_speed 100 python3 benchmarks/flow_speed.py --device cuda --batched-only --batches 1 32 128
-step classification_speed 90 python3 benchmarks/classification_speed.py --workers 8
-step classification_flow 90 python3 benchmarks/classification_speed.py --workers 8 --model temporal_tiny --size 64x64 \
+step flow_speed 90 python3 benchmarks/flow_speed.py --device cuda --batched-only --batches 1 32 128
+step classification_speed 80 python3 benchmarks/classification_speed.py --workers 8
+step classification_flow 80 python3 benchmarks/classification_speed.py --workers 8 --model temporal_tiny --size 64x64 \
     --flow-method tvl1_torch

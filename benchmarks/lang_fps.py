@@ -7,7 +7,9 @@
         [--profile FOLDER]
 
 Frames are synthetic 360x480 RGB (decoding excluded); CUDA is synchronised before each clock read; on the
-GPU the network runs in bf16 autocast. Frames per second count the frames of all sequences. ``--profile``: also
+GPU the network runs in bf16 autocast. Frames per second count the frames of all sequences, for the trackers as they
+are ("now") and for the in-run baseline ("former": the sentence encoded every frame, and every
+host-to-device copy waits for the device). ``--profile``: also
 ``torch.profiler`` over 20 frames of one sequence and of the lockstep batch per model (the costliest operators
 printed, Chrome traces written to the folder).
 """
@@ -15,6 +17,7 @@ printed, Chrome traces written to the folder).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -23,11 +26,13 @@ from sint_fps import device_name, profiled, sync  # this folder is on sys.path w
 import zoo
 from datamodules.synthetic import SynthConfig, generate_video
 from zoo.nn.text import Vocabulary
+from zoo.nn.transfer import waiting_copies
 
 
-def started(model, seqs):  # noqa: ANN001, ANN201
-    """A tracker of ``model`` started on ``seqs`` (sentence or first box) and warmed up on two frames."""
-    tracker = model.tracker()
+def started(model, seqs, former: bool = False):  # noqa: ANN001, ANN201
+    """A tracker of ``model`` started on ``seqs`` (sentence or first box) and warmed up on two frames; ``former``:
+    the sentence encoded every frame (``cache_sentences=False``)."""
+    tracker = model.tracker(cache_sentences=False) if former else model.tracker()
     if tracker.needs_sentence:
         tracker.init_batch([v.frames[0] for v in seqs], sentences=[v.target.sentence for v in seqs])
     else:
@@ -37,14 +42,16 @@ def started(model, seqs):  # noqa: ANN001, ANN201
     return tracker
 
 
-def track_fps(model, videos, frames: int, lockstep: int, device: str) -> float:  # noqa: ANN001
+def track_fps(model, videos, frames: int, lockstep: int, device: str, former: bool = False) -> float:  # noqa: ANN001
+    """Frames per second; ``former``: the path before the sentence cache and the non-waiting copies."""
     seqs = videos[:lockstep]
-    tracker = started(model, seqs)
-    sync(device)
-    start = time.perf_counter()
-    for t in range(frames):
-        tracker.update_batch([v.frames[3 + t % (len(v.frames) - 3)] for v in seqs])
-    sync(device)
+    with waiting_copies() if former else contextlib.nullcontext():
+        tracker = started(model, seqs, former)
+        sync(device)
+        start = time.perf_counter()
+        for t in range(frames):
+            tracker.update_batch([v.frames[3 + t % (len(v.frames) - 3)] for v in seqs])
+        sync(device)
     return frames * len(seqs) / (time.perf_counter() - start)
 
 
@@ -61,15 +68,21 @@ def main() -> None:
     videos = [generate_video(3, i, cfg) for i in range(a.lockstep)]
     vocab = Vocabulary.build(v.target.sentence for v in videos).words[2:]
     print(f"device: {device_name(a.device)}; torch {torch.__version__}")
-    print(f"{'model':22s} {'1 sequence fps':>15s} {f'{a.lockstep} in lockstep fps':>22s} {'ratio':>7s}")
+    print(f"{'model':22s} {'path':7s} {'1 sequence fps':>15s} {f'{a.lockstep} in lockstep fps':>22s} {'ratio':>7s}")
     for name in a.models.split(","):
         kwargs = {"lingual": {"vocab": vocab, "pretrained_backbone": False}}
         if not name.startswith("lang_model_i_"):
             kwargs["visual"] = {"pretrained_backbone": False}
         model = zoo.create_model(name, **kwargs).to(a.device).eval()
-        single = track_fps(model, videos, a.frames, 1, a.device)
-        many = track_fps(model, videos, max(a.frames // 4, 2), a.lockstep, a.device)
-        print(f"{name:22s} {single:15.1f} {many:22.1f} {many / single:7.2f}")
+        track_fps(model, videos, 4, a.lockstep, a.device)  # warm-up, not counted: the first run is otherwise slower
+        before = None
+        for former in (True, False):
+            single = track_fps(model, videos, a.frames, 1, a.device, former)
+            many = track_fps(model, videos, max(a.frames // 4, 2), a.lockstep, a.device, former)
+            before = before or (single, many)
+            path = "former" if former else "now"
+            print(f"{name:22s} {path:7s} {single:15.1f} {many:22.1f} {many / single:7.2f}"
+                  f"   now / former: {single / before[0]:.2f}x one, {many / before[1]:.2f}x lockstep")
         if a.profile:
             for count in (1, a.lockstep):
                 seqs = videos[:count]

@@ -2,27 +2,31 @@
 at a time (a trunk pass per candidate box, as a naive Siamese search does).
 
     python benchmarks/sint_fps.py [--device cuda] [--models sint_vgg16,sint_tiny] [--lockstep 16] [--compile]
-        [--profile FOLDER]
+        [--size 640x480] [--fixed-radius] [--profile FOLDER]
 
-Reports frames per second for one sequence and for ``--lockstep`` sequences advanced together (frames of
-all sequences counted). ``--profile``: also ``torch.profiler`` over 20 frames of one sequence and of the lockstep
-batch per model: the 25 costliest operators printed, a Chrome trace per run written to the folder. Frames are
-synthetic 360x480 RGB (decoding excluded); CUDA is synchronised before each clock read. The baseline is timed on a
-few candidates and scaled to the candidate count.
+Reports frames per second for one sequence and for ``--lockstep`` sequences advanced together (frames of all sequences
+counted), each for the tracker's fused path and for the former one (``fused=False`` with copies that wait for the
+device, the in-run "before"), and how many boxes the two paths share. ``--profile``: also ``torch.profiler`` over 20
+frames of one sequence and of the lockstep batch per model: the 25 costliest operators printed, a Chrome trace per run
+written to the folder. Frames are synthetic RGB of ``--size`` (decoding excluded); CUDA is synchronised before each
+clock read. The baseline is timed on a few candidates and scaled to the candidate count.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import zoo
 from datamodules.synthetic import SynthConfig, generate_video
+from zoo.nn.transfer import waiting_copies
 from zoo.sint.sampling import candidate_count
 
 
@@ -117,31 +121,63 @@ def main() -> None:
     p.add_argument("--lockstep", type=int, default=16)
     p.add_argument("--compile", action="store_true", help="torch.compile the trunk")
     p.add_argument("--fp32", action="store_true", help="no bf16 autocast on GPU")
+    p.add_argument("--size", default="640x480", help="frame width x height (OTB's largest: 640x480)")
+    p.add_argument("--fixed-radius", action="store_true",
+                   help="plain SINT's 30 px search radius (303 candidates) instead of the adaptive one (363 at 640)")
     p.add_argument("--profile", default=None, metavar="FOLDER", help="also profile, Chrome traces to FOLDER")
     a = p.parse_args()
     print(f"device: {device_name(a.device)}; torch {torch.__version__}")
-    cfg = SynthConfig(height=360, width=480, num_frames=24)
+    width, height = (int(v) for v in a.size.split("x"))
+    cfg = SynthConfig(height=height, width=width, num_frames=24)
     videos = [generate_video(0, i, cfg) for i in range(a.lockstep)]
-    print(f"{'model':12s} {'mode':22s} {'fps':>9s} {'vs one-at-a-time':>17s}")
+    print(f"{'model':12s} {'mode':22s} {'path':9s} {'fps':>9s} {'vs one-at-a-time':>17s} {'vs former':>10s}")
     for name in a.models.split(","):
         model = zoo.create_model(name, pretrained_backbone=False).to(a.device).eval()
         if a.compile:
             model.trunk = torch.compile(model.trunk)
         amp = a.device == "cuda" and not a.fp32
+        kw = dict(amp=amp, channels_last=amp, adaptive_radius=not a.fixed_radius)
         frames = a.frames if (a.device == "cuda" or name != "sint_vgg16") else 2
-        single, candidates = track_fps(model, videos, frames, 1, amp=amp, channels_last=amp)
-        baseline = one_candidate_at_a_time_fps(model, videos[0], candidates, amp=amp)
-        print(f"{name:12s} {'one sequence':22s} {single:9.2f} {single / baseline:16.1f}x")
         lock_frames = max(frames // 4, 2) if a.device == "cpu" else frames
-        many, _ = track_fps(model, videos, lock_frames, a.lockstep, amp=amp, channels_last=amp)
-        print(f"{name:12s} {f'{a.lockstep} in lockstep':22s} {many:9.2f} {many / baseline:16.1f}x")
-        print(f"{name:12s} {'one candidate at a time':22s} {baseline:9.3f} {1.0:16.1f}x")
+        track_fps(model, videos, 2, a.lockstep, **kw)  # warm-up, not counted: the first run is otherwise slower
+        baseline = None
+        for mode, count, n in (("one sequence", 1, frames), (f"{a.lockstep} in lockstep", a.lockstep, lock_frames)):
+            former = None
+            for fused in (False, True):
+                with contextlib.nullcontext() if fused else waiting_copies():
+                    fps, candidates = track_fps(model, videos, n, count, **kw, fused=fused)
+                if baseline is None:
+                    baseline = one_candidate_at_a_time_fps(model, videos[0], candidates, amp=amp)
+                    print(f"{name}: {candidates} candidates per frame, {width} x {height} frames")
+                former = former or fps
+                path = "fused" if fused else "former"
+                print(f"{name:12s} {mode:22s} {path:9s} {fps:9.2f} {fps / baseline:16.1f}x {fps / former:9.2f}x")
+        print(f"{name:12s} {'one candidate at a time':22s} {'':9s} {baseline:9.3f} {1.0:16.1f}x")
+        same, worst = same_boxes(model, videos, a.lockstep, min(frames, 20), **kw)
+        print(f"{name:12s} fused vs former, {a.lockstep} sequences: {same:.1%} of boxes within 0.5 px, "
+              f"largest difference {worst:.3g} px")
         if a.profile:
             for count in (1, a.lockstep):
-                profile_tracking(model, videos, count, a.profile, f"{name}_x{count}", amp=amp, channels_last=amp)
+                for fused in (False, True):
+                    label = f"{name}_x{count}_{'fused' if fused else 'former'}"
+                    profile_tracking(model, videos, count, a.profile, label, **kw, fused=fused)
         del model
         if a.device == "cuda":
             torch.cuda.empty_cache()
+
+
+def same_boxes(model, videos, lockstep: int, frames: int, **tracker_kwargs) -> tuple[float, float]:  # noqa: ANN001
+    """The fused and the former path on the same frames: the share of boxes within 0.5 px and the largest
+    difference (bf16 on the GPU rounds differently in the two; on the CPU in float32 they are equal)."""
+    seqs = videos[:lockstep]
+    boxes = []
+    for fused in (False, True):
+        tracker = model.tracker(fused=fused, **tracker_kwargs)
+        tracker.init_batch([v.frames[0] for v in seqs], [v.target.boxes[0] for v in seqs])
+        boxes.append(np.array([tracker.update_batch([v.frames[1 + t % (len(v.frames) - 1)] for v in seqs])
+                               for t in range(frames)]))
+    diff = np.abs(boxes[0] - boxes[1]).max(-1)
+    return float((diff <= 0.5).mean()), float(diff.max())
 
 
 if __name__ == "__main__":

@@ -318,6 +318,41 @@ def test_model_three_tracks_in_lockstep_and_is_model_two_without_language(synth_
         three.tracker(lingual_weight=1.5)
 
 
+@pytest.mark.parametrize("model", ["i", "iii"])
+def test_trackers_encode_each_sentence_once_with_the_same_boxes(synth_lang, model):
+    """The sentence vectors (Model III: LSTM and word attention on the first-frame target) computed once at init
+    give the boxes of encoding them every frame, in lockstep with a sequence that ends early."""
+    import zoo
+    from datamodules.otb99lang import OTB99LangSequences
+    from datamodules.video import read_rgb
+
+    torch.manual_seed(0)
+    net = zoo.create_model(f"lang_model_{model}_tiny", lingual={"vocab": ["the", "red", "circle", "square"]}).eval()
+    seqs = list(OTB99LangSequences(synth_lang, "test", subset="folders"))[:3]
+    frames = [[read_rgb(f) for f in s["frames"][:6]] for s in seqs]
+    lingual, sentences = net.lingual, [s["sentence"] for s in seqs]
+    targets = lingual.describe_targets([f[0] for f in frames], [s["boxes"][0].numpy() for s in seqs])
+    targets = targets if model == "iii" else None
+    codes = lingual.sentence_codes(sentences, targets)
+    if model == "iii":
+        assert not torch.allclose(codes, lingual.sentence_codes(sentences))  # the target's attention matters
+    torch.testing.assert_close(lingual.responses([f[1] for f in frames], None, codes=codes),
+                               lingual.responses([f[1] for f in frames], sentences, targets),
+                               rtol=0, atol=0)
+    runs = []
+    for cache in (False, True):
+        tracker = net.tracker(cache_sentences=cache)
+        first = tracker.init_batch([f[0] for f in frames], sentences=sentences)
+        assert (tracker.codes is not None) == cache
+        runs.append([first] + [tracker.update_batch([f[t] if t < 6 - i else None for i, f in enumerate(frames)])
+                               for t in range(1, 6)])
+    for before, after in zip(*runs):
+        for a, b in zip(before, after):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_allclose(b, a, rtol=0, atol=1e-9)
+
+
 @pytest.fixture(scope="module")
 def trained_model_one(tmp_path_factory):
     """The lingual network (Model I) trained on the training split of a synthetic OTB99-lang made like the real

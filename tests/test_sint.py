@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import zoo
 from datamodules import alov
 from datamodules.synthetic import SynthConfig, generate_video, synthesize
+from zoo.nn.roi import descriptor_scores
 from zoo.sint import contrastive_loss
 from zoo.sint.regression import RidgeRegressor, apply_targets, rcnn_targets
 from zoo.sint.sampling import (
@@ -231,6 +233,46 @@ def test_lockstep_tracking_equals_one_sequence_at_a_time():
             np.testing.assert_allclose(steps[t - 1][i], alone[i][t - 1], rtol=1e-4, atol=1e-3)
         for t in range(8 - i, 8):
             assert steps[t - 1][i] is None
+
+
+def test_descriptor_scores_equal_whole_descriptors():
+    torch.manual_seed(0)
+    parts = [torch.randn(7, 12), torch.randn(7, 5), torch.randn(7, 3)]
+    parts[1][2] = 0  # a zero part: F.normalize leaves it zero and the descriptor has two parts' length
+    whole = F.normalize(torch.cat([F.normalize(p, dim=1) for p in parts], 1), dim=1)
+    queries = F.normalize(torch.randn(3, 20), dim=1)
+    owner = torch.tensor([0, 0, 1, 1, 1, 2, 2])
+    torch.testing.assert_close(descriptor_scores(parts, queries, [2, 3, 2]), (whole * queries[owner]).sum(1))
+    with pytest.raises(ValueError, match="20"):
+        descriptor_scores(parts[:2], queries, [2, 3, 2])
+    with pytest.raises(ValueError, match="8 rows"):
+        descriptor_scores(parts, queries, [2, 3, 3])
+
+
+@pytest.mark.parametrize("flow", [False, True])
+def test_fused_tracking_gives_the_former_paths_boxes(flow):
+    """The fused path (scores from the descriptor's parts, best picked on the device, its pooled conv4_3 reused for
+    the regression) tracks exactly as the former one, with sequences whose candidate counts differ."""
+    torch.manual_seed(0)
+    model = zoo.create_model("sint_tiny")
+    videos = [generate_video(5, i, CFG) for i in range(3)]
+    starts = [v.target.boxes[0] for v in videos]
+    starts[1] = np.array([2.0, 3.0, 12.0, 10.0])  # at the corner: candidates leave the image
+    runs, counts = {}, set()
+    for fused in (False, True):
+        tracker = model.tracker(fused=fused, flow=flow)
+        tracker.init_batch([v.frames[0] for v in videos], starts)
+        steps = []
+        for t in range(1, 8):
+            counts.add(tuple(len(tracker.candidates(i)) for i in range(3)))
+            steps.append(tracker.update_batch([v.frames[t] if t < 8 - i else None for i, v in enumerate(videos)]))
+        runs[fused] = steps
+    assert any(len(set(c)) > 1 for c in counts)
+    for before, after in zip(runs[False], runs[True]):
+        for a, b in zip(before, after):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_allclose(b, a, rtol=0, atol=1e-9)
 
 
 def test_sint_plus_and_zero_size_box():

@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from zoo.nn.transfer import to_device
+
 
 def frame_size(frame: np.ndarray | torch.Tensor) -> tuple[int, int]:
     """(H, W) of an (H, W, 3) array or a (3, H, W) tensor."""
@@ -53,7 +55,7 @@ def crop_regions(frames: list[torch.Tensor], centres: np.ndarray, sizes: np.ndar
     crops = []
     for f, group in _groups(frames, index):
         x = f.float()[None]
-        c, s = torch.as_tensor(centres[group], device=device), torch.as_tensor(sizes[group], device=device)
+        c, s = to_device(centres[group], device), to_device(sizes[group], device)
         # aligned roi_align samples bin u at x0 + (u + 0.5) * size / out - 0.5, where crop_region samples
         start = c - s / 2
         boxes = torch.cat([torch.zeros(len(group), 1, device=device), start, start + s], 1)

@@ -25,6 +25,7 @@ from zoo.nn.backbones import load_weights
 from zoo.nn.dynamic import DynamicFilter, spatial_map
 from zoo.nn.preprocessing import CAFFE_VGG_MEAN, input_normalization
 from zoo.nn.text import MAX_TOKENS, SentenceEncoder, Vocabulary, vocabulary_vectors
+from zoo.nn.transfer import to_device
 from zoo.registry import register_model
 
 VGG16_CONV_LAYERS = 31  # conv1_1 .. pool5: the first modules of vgg16_fcn, len(torchvision's vgg16().features)
@@ -238,7 +239,7 @@ class LingualSpecification(ZooModule):
             raise ValueError("this lingual network has no vocabulary: train it (the datamodule's sentences give "
                              "one) or build it with vocab=[...]")
         ids = [self.vocab.encode(s, self.hparams.max_tokens, warn=not self.training) for s in sentences]
-        return torch.tensor(ids, dtype=torch.long, device=self.mean.device)
+        return to_device(ids, self.mean.device, torch.long)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, S, S) -> (B, C, h, w) trunk features, L2-normalised over channels with ``normalize``."""
@@ -260,16 +261,24 @@ class LingualSpecification(ZooModule):
         LSTM states (Model III); without, it is h_T."""
         return self.respond(self.features(images), tokens, target)
 
-    def respond(self, f: torch.Tensor, tokens: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-        """``forward`` from trunk features."""
+    def respond(self, f: torch.Tensor, tokens: torch.Tensor | None, target: torch.Tensor | None = None,
+                sentence: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward`` from trunk features; ``sentence``: the ``sentence_code`` of ``tokens`` and ``target`` when
+        already computed (a tracker's sentence and target do not change from frame to frame)."""
         s = spatial_map(*f.shape[-2:], device=f.device).expand(f.shape[0], -1, -1, -1)
+        h_t = self.sentence_code(tokens, target) if sentence is None else sentence
+        response = self.filter(torch.cat([f, s], 1), h_t)
+        return response if self.scale is None else self.scale * response + self.bias
+
+    def sentence_code(self, tokens: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, hidden) sentence vectors that make the dynamic filters: h_T, or with ``target`` the word-attention
+        average of the LSTM states (Model III)."""
         states, h_t = self.text(tokens)
         if target is not None:
             if self.attention is None:
                 raise ValueError("this lingual network has no word attention (build it with attention=True)")
             h_t = self.attention(states, target, tokens != 0)
-        response = self.filter(torch.cat([f, s], 1), h_t)
-        return response if self.scale is None else self.scale * response + self.bias
+        return h_t
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens = self.tokens(list(batch["sentence"]))
@@ -345,14 +354,24 @@ class LingualSpecification(ZooModule):
             return self.features(self.inputs(frames))
 
     @torch.no_grad()
-    def responses(self, frames: list[np.ndarray] | list[torch.Tensor], sentences: list[str],
-                  targets: torch.Tensor | None = None, amp: bool = False, features: torch.Tensor | None = None
-                  ) -> torch.Tensor:
+    def responses(self, frames: list[np.ndarray] | list[torch.Tensor], sentences: list[str] | None,
+                  targets: torch.Tensor | None = None, amp: bool = False, features: torch.Tensor | None = None,
+                  codes: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities (N, 1, h, w) at map resolution over whole frames, in one forward pass (``amp``: bf16);
-        ``targets`` as in ``forward``; ``features``: the frames' ``frame_features`` when already computed."""
+        ``targets`` as in ``forward``; ``features``: the frames' ``frame_features`` when already computed;
+        ``codes``: the sentences' ``sentence_codes`` when already computed (then ``sentences`` is not read)."""
         f = self.frame_features(frames, amp) if features is None else features
         with self._autocast(amp):
-            return torch.sigmoid(self.respond(f, self.tokens(sentences), targets).float())
+            tokens = None if codes is not None else self.tokens(sentences)
+            return torch.sigmoid(self.respond(f, tokens, targets, codes).float())
+
+    @torch.no_grad()
+    def sentence_codes(self, sentences: list[str], targets: torch.Tensor | None = None, amp: bool = False
+                       ) -> torch.Tensor:
+        """``sentence_code`` of each sentence (with its target's features for word attention), as ``responses``
+        computes it (``amp``: bf16), to reuse frame after frame."""
+        with self._autocast(amp):
+            return self.sentence_code(self.tokens(sentences), targets)
 
     @torch.no_grad()
     def describe_targets(self, frames: list[np.ndarray], boxes: list[np.ndarray], amp: bool = False,
@@ -366,15 +385,16 @@ class LingualSpecification(ZooModule):
         return self.target_features(f.float(), torch.tensor(scaled, dtype=torch.float32, device=f.device))
 
     @torch.no_grad()
-    def ground(self, frames: list[np.ndarray], sentences: list[str], amp: bool = False,
-               features: torch.Tensor | None = None) -> np.ndarray:
+    def ground(self, frames: list[np.ndarray], sentences: list[str] | None, amp: bool = False,
+               features: torch.Tensor | None = None, codes: torch.Tensor | None = None) -> np.ndarray:
         """Boxes (N, 4: x, y, w, h in frame pixels) of the sentences in RGB frames of any size, in one forward
-        pass (``amp``: bf16 autocast; ``features`` as in ``responses``), read from the response upsampled to
-        the input size as in training."""
+        pass (``amp``: bf16 autocast; ``features`` and ``codes`` as in ``responses``), read from the response
+        upsampled to the input size as in training."""
         s = self.hparams.input_size
         f = self.frame_features(frames, amp) if features is None else features
         with self._autocast(amp):
-            logits = self.respond(f, self.tokens(sentences)).float()
+            tokens = None if codes is not None else self.tokens(sentences)
+            logits = self.respond(f, tokens, None, codes).float()
         up = torch.sigmoid(self.upsampled(logits, (s, s)))[:, 0]
         boxes = []
         for r, frame in zip(up.cpu(), frames):

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.lang_tracker.crops import crop_region, crop_regions
+from zoo.nn.transfer import to_device
 from zoo.tracking.base import BatchTracker, BoxLike, ImageLike
 
 
@@ -21,11 +22,14 @@ class LingualTracker(BatchTracker):
     needs_sentence = True
     needs_box = False  # the benchmark withholds the first box and scores the tracker's own (zoo.benchmark.tracking)
 
-    def __init__(self, model, name: str | None = None, amp: bool | None = None) -> None:  # noqa: ANN001
+    def __init__(self, model, name: str | None = None, amp: bool | None = None,  # noqa: ANN001
+                 cache_sentences: bool = True) -> None:
         self.model = model.eval()
         self.name = name or "LangModelI"
         self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.sentences: list[str] = []
+        self.cache_sentences = cache_sentences  # encode each sentence once (False: every frame, the former path)
+        self.codes: torch.Tensor | None = None
 
     def init_batch(
         self,
@@ -36,13 +40,19 @@ class LingualTracker(BatchTracker):
         if sentences is None or len(sentences) != len(images) or not all(isinstance(s, str) for s in sentences):
             raise ValueError(f"{self.name} tracks from a sentence: give one per sequence")
         self.sentences = list(sentences)
-        return list(self.model.ground(list(images), self.sentences, self.amp))
+        self.codes = self.model.sentence_codes(self.sentences, amp=self.amp) if self.cache_sentences else None
+        return list(self.model.ground(list(images), self.sentences, self.amp, codes=self.codes))
 
+    @torch.no_grad()
     def update_batch(self, images: Sequence[ImageLike | None]) -> list[np.ndarray | None]:
         active = [k for k, image in enumerate(images) if image is not None]
         out: list[np.ndarray | None] = [None] * len(images)
         if active:
-            found = self.model.ground([images[k] for k in active], [self.sentences[k] for k in active], self.amp)
+            codes = None
+            if self.codes is not None:
+                codes = self.codes if len(active) == len(images) else self.codes[to_device(active, self.codes.device)]
+            found = self.model.ground([images[k] for k in active], [self.sentences[k] for k in active], self.amp,
+                                      codes=codes)
             for k, box in zip(active, found):
                 out[k] = box
         return out
@@ -70,13 +80,17 @@ class VisualTracker(BatchTracker):
     Scales, penalty and smoothing are the official code's (``track_model/test_pred_config.py``): scales
     0.9639, 1, 1.0375, penalty 0.962 on the raw scores (the correlation, before the scale, bias and sigmoid)
     of the other two, and a smoothed scale factor s <- (1 - 0.34) s + 0.34 scale that multiplies the
-    size every frame.
+    size every frame. ``cache_sentences`` (default): Model III encodes each sentence (LSTM and word attention on
+    the first-frame target) once at ``init`` rather than every frame, the same vectors; ``False`` is the former path.
     """
 
     def __init__(self, model, lingual=None, scales: Sequence[float] = (0.9639, 1.0, 1.0375),  # noqa: ANN001
                  scale_penalty: float = 0.962, scale_lr: float = 0.34, lingual_weight: float = 0.0,
-                 upsample: int = 1, name: str | None = None, amp: bool | None = None) -> None:
+                 upsample: int = 1, name: str | None = None, amp: bool | None = None, cache_sentences: bool = True
+                 ) -> None:
         self.model = model.eval()
+        self.cache_sentences = cache_sentences
+        self.codes: torch.Tensor | None = None
         self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.lingual = lingual.eval() if lingual is not None else None
         self.needs_sentence = lingual is not None
@@ -135,6 +149,8 @@ class VisualTracker(BatchTracker):
         if self.lingual_weight:
             self.sentences = list(sentences)
             self.targets = self.lingual.describe_targets(list(images), boxes, self.amp, features) if describe else None
+            if self.cache_sentences:
+                self.codes = self.lingual.sentence_codes(self.sentences, self.targets, self.amp)
         return boxes
 
     @torch.no_grad()
@@ -146,12 +162,13 @@ class VisualTracker(BatchTracker):
             return out
         n = len(self.scales)
         device = self.model.mean.device
-        frames = [torch.from_numpy(np.ascontiguousarray(images[k])).to(device).permute(2, 0, 1) for k in active]
+        frames = [to_device(np.ascontiguousarray(images[k]), device).permute(2, 0, 1) for k in active]
         centres = np.repeat(np.stack([self.centres[k] for k in active]), n, 0)
         regions = np.concatenate([self.sizes[k] * hp.search_context * self.scales[:, None] for k in active])
         crops = crop_regions(frames, centres, regions, [i for i in range(len(active)) for _ in range(n)],
                              hp.search_size)  # all sequences and scales in one roi_align, where the model is
-        filters = self.filters[active].repeat_interleave(n, 0)
+        rows = slice(None) if len(active) == len(images) else to_device(active, device)
+        filters = self.filters[rows].repeat_interleave(n, 0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
             features = self.model.features(crops)
         scores = self.model.correlate(filters.float(), features.float())  # float32: the peak as the official's
@@ -166,7 +183,7 @@ class VisualTracker(BatchTracker):
         offset, stride = self.model.cell_centres(cells)
         step = stride * (cells - 1) / (up - 1) if up > 1 else 0.0  # crop pixels between response positions
         if self.lingual_weight:
-            lingual = self._lingual_at_cells(frames, active, centres, regions, offset, step, up)
+            lingual = self._lingual_at_cells(frames, active, rows, centres, regions, offset, step, up)
             response = (1 - self.lingual_weight) * response + self.lingual_weight * lingual
         response = response.cpu().numpy()
         for i, k in enumerate(active):
@@ -184,19 +201,22 @@ class VisualTracker(BatchTracker):
             self.sizes[k] = self.sizes[k] * self.factors[k]
         return out
 
-    def _lingual_at_cells(self, frames, active, centres, regions, offset, step, up):  # noqa: ANN001, ANN202
+    def _lingual_at_cells(self, frames, active, rows, centres, regions, offset, step, up):  # noqa: ANN001, ANN202
         """The lingual network's response over the active sequences' whole ``frames`` (already on the device),
         read at the frame positions of every response position of every search crop: (A, scales, up, up)."""
         hp, n = self.model.hparams, len(self.scales)
-        targets = None if self.targets is None else self.targets[active]
-        maps = self.lingual.responses(frames, [self.sentences[k] for k in active], targets, self.amp)
-        device = maps.device
-        u = torch.as_tensor(offset + np.arange(up) * step - hp.search_size / 2,
-                            dtype=torch.float32, device=device)  # crop pixels from the crop centre
-        c = torch.as_tensor(centres, dtype=torch.float32, device=device)  # (A n, 2) frame pixels
-        r = torch.as_tensor(regions, dtype=torch.float32, device=device) / hp.search_size
-        place = torch.tensor([self.lingual.placement(f) for f in frames], dtype=torch.float32,
-                             device=device).repeat_interleave(n, 0)  # frame pixels -> lingual input pixels
+        device = frames[0].device
+        place = np.repeat([self.lingual.placement(f) for f in frames], n, 0)  # frame pixels -> lingual input pixels
+        u_host = offset + np.arange(up) * step - hp.search_size / 2  # crop pixels from the crop centre
+        packed = to_device(np.concatenate([u_host, centres.ravel(), regions.ravel(), place.ravel()]), device,
+                           torch.float32)  # one copy, before the lingual network's work is queued
+        u, c, r, place = packed.split([up, centres.size, regions.size, place.size])
+        c, r, place = c.view(-1, 2), r.view(-1, 2) / hp.search_size, place.view(-1, 4)
+        if self.codes is not None:
+            maps = self.lingual.responses(frames, None, None, self.amp, codes=self.codes[rows])
+        else:
+            targets = None if self.targets is None else self.targets[rows]
+            maps = self.lingual.responses(frames, [self.sentences[k] for k in active], targets, self.amp)
         s = self.lingual.hparams.input_size
         gx = ((c[:, 0:1] + u[None] * r[:, 0:1]) * place[:, 0:1] + place[:, 2:3]) / s * 2 - 1  # grid_sample's [-1, 1]
         gy = ((c[:, 1:2] + u[None] * r[:, 1:2]) * place[:, 1:2] + place[:, 3:4]) / s * 2 - 1

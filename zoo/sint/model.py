@@ -83,9 +83,13 @@ class SINT(ZooModule):
         model's device) and per-frame (sx, sy) factors from frame to input pixels."""
         s = self.hparams.input_size
         device = self.mean.device
+        if len({f.shape for f in frames}) == 1:  # frames of one size: one transfer, one resize
+            groups = [np.stack(frames) if len(frames) > 1 else np.ascontiguousarray(frames[0])[None]]
+        else:
+            groups = [np.ascontiguousarray(f)[None] for f in frames]
         resized = []
-        for f in frames:
-            t = torch.from_numpy(np.ascontiguousarray(f)).to(device, non_blocking=True).permute(2, 0, 1)[None]
+        for g in groups:
+            t = torch.from_numpy(g).to(device, non_blocking=True).permute(0, 3, 1, 2)
             resized.append(F.interpolate(t.float(), size=(s, s), mode="bilinear", align_corners=False))
         x = torch.cat(resized).clamp_(0, 255)
         return self.normalize(x), [(s / f.shape[1], s / f.shape[0]) for f in frames]

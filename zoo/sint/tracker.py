@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zoo.nn.roi import descriptor_scores
+from zoo.nn.transfer import to_device
 from zoo.sint.regression import RidgeRegressor, apply_targets, rcnn_targets
 from zoo.sint.sampling import REGRESSION_SCALES, SCALES, caffe_rois, candidate_boxes, regression_samples
 from zoo.tracking.base import BatchTracker, BoxLike, ImageLike
@@ -55,6 +57,10 @@ class SINTTracker(BatchTracker):
     Box regression: ridge (alpha 1, no intercept) on the L2-normalised conv4_3 RoI features of first-frame samples
     (20 angles, 1 px steps, 7 scales 0.7 .. 1/0.7, IoU > 0.6). SINT+ checks the top 5 candidates against the flow
     from the previous, unrefined box (more than 0.25 of its area must land inside).
+
+    ``fused`` (default) scores candidates without building their 54,272-d descriptors, picks the best per sequence
+    on the device and reuses its pooled conv4_3 for the regression, one transfer to the host per frame;
+    ``fused=False`` is the former path (descriptors built, the best box pooled again), kept as the baseline.
     """
 
     def __init__(
@@ -78,6 +84,7 @@ class SINTTracker(BatchTracker):
         name: str | None = None,
         amp: bool | None = None,
         channels_last: bool | None = None,
+        fused: bool = True,
     ) -> None:
         self.model = model.eval()
         on_gpu = next(model.parameters()).is_cuda
@@ -91,6 +98,7 @@ class SINTTracker(BatchTracker):
         self.regression_step, self.regression_scales = regression_step, tuple(regression_scales)
         self.flow, self.flow_top, self.flow_threshold = flow, flow_top, flow_threshold
         self.name = name or ("SINT+" if flow else "SINT")
+        self.fused = fused
         self._states: list[_State] = []
 
     @torch.no_grad()
@@ -150,13 +158,34 @@ class SINTTracker(BatchTracker):
         if not active:
             return out
         x, factors = self.model.prepare([images[i] for i in active])
-        feats = self._trunk(x)
         cands, rois = [], []
         for k, i in enumerate(active):
             cands.append(c := self.candidates(i))
             rois.append(caffe_rois(c, k, *factors[k]))
+        counts = [len(c) for c in cands]
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        with_reg = [k for k, i in enumerate(active) if self._states[i].regressor is not None]
+        # one host-to-device copy, before the network's work is queued: rois, each sequence's first row, regressed rows
+        packed = torch.cat([torch.cat(rois).flatten(), torch.as_tensor(np.concatenate([first, with_reg])).float()])
+        packed = to_device(packed, x.device)
+        n = 5 * int(sum(counts))
+        rois_t, index = packed[:n].view(-1, 5), packed[n:].long()
+        first_t, reg_t = index[: len(first)], index[len(first) :]
+        feats = self._trunk(x)
+        if self.fused:
+            chosen, refined = self._choose_fused(feats, rois_t, cands, active, images, first, first_t, with_reg, reg_t)
+        else:
+            chosen, refined = self._choose_reference(feats, rois_t, cands, active, images, factors)
+        for k, i in enumerate(active):
+            st = self._states[i]
+            st.previous = chosen[k].copy()
+            out[i] = refined[k]
+        return out
+
+    def _choose_reference(self, feats, rois, cands, active, images, factors) -> tuple[list, list]:  # noqa: ANN001
+        """Whole descriptors, scores to the host, the best box pooled again for the regression (the former path)."""
         with self._autocast():
-            desc = self.model.embed(feats, torch.cat(rois).to(x.device)).float()
+            desc = self.model.embed(feats, rois).float()
         # every candidate against its own sequence's query, one transfer to the host for all of them
         owner = torch.cat([torch.full((len(c),), k, dtype=torch.long) for k, c in enumerate(cands)]).to(desc.device)
         queries = torch.stack([self._states[i].query for i in active]).float()
@@ -180,11 +209,42 @@ class SINTTracker(BatchTracker):
             ).cpu().numpy()
             for row, k in enumerate(with_reg):
                 refined[k] = apply_targets(chosen[k], deltas[row])
-        for k, i in enumerate(active):
-            st = self._states[i]
-            st.previous = chosen[k].copy()
-            out[i] = refined[k]
-        return out
+        return chosen, refined
+
+    def _choose_fused(self, feats, rois, cands, active, images, first, first_t, with_reg, reg_t) -> tuple[list, list]:  # noqa: ANN001
+        """Scores from the descriptor's parts, the best per sequence picked on the device (on the host for SINT+'s
+        flow check), the regression on the best candidate's pooled conv4_3; one transfer to the host."""
+        device = rois.device
+        counts = [len(c) for c in cands]
+        owner = rois[:, 0].long()  # a roi's image index is its sequence's row
+        with self._autocast():
+            parts = self.model.head.parts(feats[0], feats[1], rois)
+        queries = torch.stack([self._states[i].query for i in active])
+        scores = descriptor_scores(parts, queries, counts)
+        if self.flow:  # the flow check reads the top scores on the host
+            scores_host = scores.cpu().numpy()
+            local = []
+            for k, i in enumerate(active):
+                s = scores_host[first[k] : first[k] + counts[k]]
+                local.append(self._flow_check(self._states[i], images[i], cands[k], s, int(np.argmax(s))))
+            best = to_device(np.asarray(local) + first, device)
+        elif len(set(counts)) == 1:
+            best = scores.view(len(cands), counts[0]).argmax(1) + first_t
+        else:  # each sequence's scores padded to one row; argmax takes the first of equal maxima, as numpy's
+            padded = scores.new_full((len(cands), max(counts)), float("-inf"))
+            padded[owner, torch.arange(len(scores), device=device) - first_t[owner]] = scores
+            best = padded.argmax(1) + first_t
+        rows = [best[:, None].double()]
+        if with_reg:
+            feat = F.normalize(parts[0][best[reg_t]].float(), dim=1)
+            deltas = torch.zeros(len(cands), 4, dtype=torch.float64, device=device)
+            for row, k in enumerate(with_reg):
+                deltas[k] = self._states[active[k]].regressor.predict(feat[row : row + 1])[0]
+            rows.append(deltas)
+        host = torch.cat(rows, 1).cpu().numpy()
+        chosen = [cands[k][int(host[k, 0]) - first[k]] for k in range(len(cands))]
+        refined = [apply_targets(chosen[k], host[k, 1:]) if k in with_reg else chosen[k] for k in range(len(cands))]
+        return chosen, refined
 
     def _flow_check(self, st: _State, image: np.ndarray, cands: np.ndarray, scores: np.ndarray, best: int) -> int:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
