@@ -243,6 +243,9 @@ def test_descriptor_scores_equal_whole_descriptors():
     queries = F.normalize(torch.randn(3, 20), dim=1)
     owner = torch.tensor([0, 0, 1, 1, 1, 2, 2])
     torch.testing.assert_close(descriptor_scores(parts, queries, [2, 3, 2]), (whole * queries[owner]).sum(1))
+    even = torch.tensor([0, 0, 1, 1, 2, 2])  # equal counts: one broadcast product
+    torch.testing.assert_close(descriptor_scores([p[:6] for p in parts], queries, [2, 2, 2]),
+                               (whole[:6] * queries[even]).sum(1))
     with pytest.raises(ValueError, match="20"):
         descriptor_scores(parts[:2], queries, [2, 3, 2])
     with pytest.raises(ValueError, match="8 rows"):

@@ -64,7 +64,10 @@ def descriptor_scores(parts: list[torch.Tensor], queries: torch.Tensor, counts: 
         q = queries[:, start : start + d].float()
         n = p.norm(dim=1)
         r = n.clamp_min(eps)  # F.normalize's divisor of this part
-        dots = torch.cat([(rows * q[k]).sum(1) for k, rows in enumerate(p.split(counts))])
+        if len(set(counts)) == 1:  # one broadcast product for all queries
+            dots = (p.view(len(counts), counts[0], d) * q[:, None]).sum(-1).flatten()
+        else:
+            dots = torch.cat([(rows * q[k]).sum(1) for k, rows in enumerate(p.split(counts))])
         total = total + dots / r
         sq = sq + (n / r).square()  # the normalised part's squared norm (1, or 0 for a zero part)
         start += d
