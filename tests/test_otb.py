@@ -364,3 +364,41 @@ def test_benchmark_cli_seeds_untrained_networks(tmp_path):
 
     first = boxes("a")
     assert len(first) == 2 and first == boxes("b", "--seed", "0") and first != boxes("c", "--seed", "1")
+
+
+class FrameEchoTracker(zoo.tracking.Tracker):
+    """A box made from each frame's pixels: results show which frame a tracker was given."""
+
+    name = "FrameEcho"
+
+    def init(self, image, box):  # noqa: ANN001, ANN201
+        self.size = np.asarray(box, dtype=np.float64)[2:]
+
+    def update(self, image):  # noqa: ANN001, ANN201
+        return np.array([image.mean(), image[..., 0].mean(), *self.size])
+
+
+def test_frames_read_ahead_in_threads_give_the_same_results(tmp_path):
+    from datamodules.synthetic import SynthConfig, synthesize
+    from zoo.errors import VideoReadError
+
+    cfg = SynthConfig(height=48, width=64, num_frames=10, min_size=5, max_size=8)
+    root = synthesize("otb", tmp_path / "otb", num_videos=3, seed=5, cfg=cfg)
+    for f in sorted((root / "Synth0002" / "img").iterdir())[7:]:  # a shorter sequence ends before the others
+        f.unlink()
+    gt = root / "Synth0002" / "groundtruth_rect.txt"
+    gt.write_text("".join(gt.read_text().splitlines(keepends=True)[:7]))
+    kw = dict(subset="folders", batch_size=3, enable_progress_bar=False)
+    runs = {w: benchmark_otb(FrameEchoTracker(), root, tmp_path / f"w{w}", decode_workers=w, **kw)["FrameEcho"]
+            for w in (0, 3)}
+    for name in runs[0]["seq_wise"]:
+        assert (tmp_path / "w0" / "results" / "FrameEcho" / f"{name}.txt").read_text() == (
+            tmp_path / "w3" / "results" / "FrameEcho" / f"{name}.txt").read_text()
+    assert runs[0]["seq_wise"]["Synth0002"]["num_frames"] == 7
+    assert runs[3]["meta"]["decode_workers"] == 3 and runs[3]["meta"]["fps_with_decoding"] > 0
+    frame = sorted((root / "Synth0001" / "img").iterdir())[6]
+    frame.write_bytes(b"not a jpeg")
+    with pytest.raises(VideoReadError, match=f"{frame.name}: cannot read image"):
+        benchmark_otb(FrameEchoTracker(), root, tmp_path / "bad", decode_workers=2, **kw)
+    with pytest.raises(ValueError, match="decode_workers"):
+        benchmark_otb(FrameEchoTracker(), root, tmp_path / "neg", decode_workers=-1, **kw)

@@ -24,6 +24,17 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of zero or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer above zero."""
     try:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.commands import ArgumentParser, devices, positive_int
+from zoo.commands import ArgumentParser, devices, non_negative_int, positive_int
 
 DESCRIPTION = "run a tracker on OTB and score it (or score existing result folders)"
 
@@ -34,6 +34,8 @@ def tracker_parser(dataset: str, description: str) -> ArgumentParser:
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences (each must exist)")
     p.add_argument("--allow-missing", action="store_true", help="score the sequences present, with a warning")
     p.add_argument("--batch-size", type=positive_int, default=1, help="sequences tracked in lockstep")
+    p.add_argument("--decode-workers", type=non_negative_int, default=None, help="threads reading the next frames "
+                   "while the tracker runs (default: 4 with CUDA, else 0)")
     p.add_argument("--devices", type=devices, default="auto", help="auto, a number of devices, or a list 0,1")
     p.add_argument("--name", help="tracker name for results and reports (default: the --model name, else the "
                    "tracker's own)")
@@ -105,6 +107,7 @@ def run_tracker(p: ArgumentParser, a: Any, dataset: str, model: Any, source: dic
     performance = benchmark_otb(
         model, a.root, a.out, a.subset, a.convention, a.allow_missing, a.sequences, a.batch_size,
         name=name, devices=a.devices, dataset=dataset, split=getattr(a, "split", "test"), source=source,
+        decode_workers=a.decode_workers,
     )
     if performance is None:  # not rank 0
         return 0
@@ -115,6 +118,10 @@ def run_tracker(p: ArgumentParser, a: Any, dataset: str, model: Any, source: dic
         print(f"resumed: {meta['resumed_sequences']} of {meta['num_sequences']} sequences were already done in "
               f"{folder} (same run {meta['run_identity']}); {meta['tracked_sequences']} tracked", file=sys.stderr)
     print(format_table(performance))
+    if meta.get("fps_with_decoding"):
+        print(f"speed: {perf['overall']['speed_fps']:.1f} fps the tracker alone, {meta['fps_with_decoding']:.1f} fps "
+              f"with the frames read ({meta['decode_workers']} reading threads), {meta['tracked_sequences']} "
+              "sequences tracked in this run")
     print(f"report: {report_dir(a.out, [name], meta) / 'performance.json'} (plots beside it)")
     return 0
 
