@@ -160,7 +160,8 @@ def main() -> None:
             for count in (1, a.lockstep):
                 for fused in (False, True):
                     label = f"{name}_x{count}_{'fused' if fused else 'former'}"
-                    profile_tracking(model, videos, count, a.profile, label, **kw, fused=fused)
+                    with contextlib.nullcontext() if fused else waiting_copies():
+                        profile_tracking(model, videos, count, a.profile, label, **kw, fused=fused)
         del model
         if a.device == "cuda":
             torch.cuda.empty_cache()
