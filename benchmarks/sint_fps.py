@@ -8,8 +8,9 @@ Reports frames per second for one sequence and for ``--lockstep`` sequences adva
 counted), each for the tracker's fused path and for the former one (``fused=False`` with copies that wait for the
 device, the in-run "before"), and how many boxes the two paths share. ``--profile``: also ``torch.profiler`` over 20
 frames of one sequence and of the lockstep batch per model: the 25 costliest operators printed, a Chrome trace per run
-written to the folder. Frames are synthetic RGB of ``--size`` (decoding excluded); CUDA is synchronised before each
-clock read. The baseline is timed on a few candidates and scaled to the candidate count.
+written to the folder, and on the GPU how often a frame makes the host wait, by source line. Frames are synthetic RGB
+of ``--size`` (decoding excluded); CUDA is synchronised before each clock read. The baseline is timed on a few
+candidates and scaled to the candidate count.
 """
 
 from __future__ import annotations
@@ -82,6 +83,27 @@ def profiled(step: Callable[[int], None], cuda: bool, folder: str, name: str, re
     print(prof.key_averages().table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=25))
     Path(folder).mkdir(parents=True, exist_ok=True)
     prof.export_chrome_trace(str(Path(folder) / f"{name}.json"))
+    if cuda:
+        host_syncs(step, name)
+
+
+def host_syncs(step: Callable[[int], None], name: str, repeats: int = 5) -> None:
+    """How often ``step`` makes the host wait for the GPU (``torch.cuda.set_sync_debug_mode``), per step and by the
+    source line that asked for it."""
+    import warnings
+    from collections import Counter
+
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for t in range(repeats):
+                step(t)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    where = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message))
+    print(f"--- host synchronisations: {name}, {sum(where.values()) / repeats:.1f} per step; by line: "
+          + ", ".join(f"{k} x{v / repeats:g}" for k, v in where.most_common(8)))
 
 
 def profile_tracking(model, videos, lockstep: int, folder: str, name: str, **tracker_kwargs) -> None:  # noqa: ANN001
