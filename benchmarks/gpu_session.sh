@@ -43,13 +43,14 @@ run_step() {
     case $1 in
     # issue 20: SINT and the language trackers, frames/s of the former and the current path in one run, whether they
     # give the same boxes, and torch.profiler's costliest operators of both
-    sint_fps) step sint_fps 140 python3 benchmarks/sint_fps.py --device cuda --models sint_vgg16 --profile /tmp/traces ;;
-    lang_fps) step lang_fps 130 python3 benchmarks/lang_fps.py --device cuda \
+    sint_fps) step sint_fps 160 python3 benchmarks/sint_fps.py --device cuda --models sint_vgg16 --decoding 60 \
+        --profile /tmp/traces ;;
+    lang_fps) step lang_fps 120 python3 benchmarks/lang_fps.py --device cuda \
         --models lang_model_ii_vgg16,lang_model_iii_vgg16 --profile /tmp/traces ;;
     # issue 19: TV-L1 on the GPU (pairs/s per batch, eager and compiled) and the classification benchmark's clips/s
     flow_speed) step flow_speed 90 python3 benchmarks/flow_speed.py --device cuda --batched-only --batches 1 32 128 ;;
     classification_speed) step classification_speed 80 python3 benchmarks/classification_speed.py --workers 8 ;;
-    classification_flow) step classification_flow 80 python3 benchmarks/classification_speed.py --workers 8 \
+    classification_flow) step classification_flow 70 python3 benchmarks/classification_speed.py --workers 8 \
         --model temporal_tiny --size 64x64 --flow-method tvl1_torch ;;
     # issue 20's other targets: O3N questions/s (compiled step, frame-store loader), the new models against their trunks
     o3n_train) step o3n_train 120 python3 benchmarks/o3n_train.py --compile --workers 12 ;;

@@ -2,7 +2,7 @@
 at a time (a trunk pass per candidate box, as a naive Siamese search does).
 
     python benchmarks/sint_fps.py [--device cuda] [--models sint_vgg16,sint_tiny] [--lockstep 16] [--compile]
-        [--size 640x480] [--fixed-radius] [--profile FOLDER]
+        [--size 640x480] [--fixed-radius] [--decoding FRAMES] [--profile FOLDER]
 
 Reports frames per second for one sequence and for ``--lockstep`` sequences advanced together (frames of all sequences
 counted), each for the tracker's fused path and for the former one (``fused=False`` with copies that wait for the
@@ -10,7 +10,8 @@ device, the in-run "before"), and how many boxes the two paths share. ``--profil
 frames of one sequence and of the lockstep batch per model: the 25 costliest operators printed, a Chrome trace per run
 written to the folder, and on the GPU how often a frame makes the host wait, by source line. Frames are synthetic RGB
 of ``--size`` (decoding excluded); CUDA is synchronised before each clock read. The baseline is timed on a few
-candidates and scaled to the candidate count.
+candidates and scaled to the candidate count. ``--decoding FRAMES``: also ``zoo benchmark otb``'s two speeds (the
+tracker alone, and with the JPEG frames read) over synthetic OTB-layout sequences, with 0 and 4 reading threads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 import zoo
-from datamodules.synthetic import SynthConfig, generate_video
+from datamodules.synthetic import SynthConfig, generate_video, synthesize
 from zoo.nn.transfer import waiting_copies
 from zoo.sint.sampling import candidate_count
 
@@ -146,6 +148,9 @@ def main() -> None:
     p.add_argument("--size", default="640x480", help="frame width x height (OTB's largest: 640x480)")
     p.add_argument("--fixed-radius", action="store_true",
                    help="plain SINT's 30 px search radius (303 candidates) instead of the adaptive one (363 at 640)")
+    p.add_argument("--decoding", type=int, default=0, metavar="FRAMES",
+                   help="also run zoo benchmark otb over --lockstep JPEG sequences of FRAMES frames: the speed with "
+                        "decoding, 0 and 4 reading threads")
     p.add_argument("--profile", default=None, metavar="FOLDER", help="also profile, Chrome traces to FOLDER")
     a = p.parse_args()
     print(f"device: {device_name(a.device)}; torch {torch.__version__}")
@@ -178,6 +183,16 @@ def main() -> None:
         same, worst = same_boxes(model, videos, a.lockstep, min(frames, 20), **kw)
         print(f"{name:12s} fused vs former, {a.lockstep} sequences: {same:.1%} of boxes within 0.5 px, "
               f"largest difference {worst:.3g} px")
+        if a.decoding:
+            with tempfile.TemporaryDirectory() as tmp:
+                root = synthesize("otb", Path(tmp) / "otb", num_videos=a.lockstep, seed=0,
+                                  cfg=SynthConfig(height=height, width=width, num_frames=a.decoding))
+                for workers in (0, 4):
+                    for count in (1, a.lockstep):
+                        alone, read = benchmark_speeds(model, root, Path(tmp) / f"out{workers}_{count}", count,
+                                                       workers, **kw)
+                        print(f"{name:12s} zoo benchmark otb, {count} in lockstep, {workers} reading threads: "
+                              f"{alone:.2f} fps the tracker alone, {read:.2f} fps with the JPEG frames read")
         if a.profile:
             for count in (1, a.lockstep):
                 for fused in (False, True):
@@ -187,6 +202,17 @@ def main() -> None:
         del model
         if a.device == "cuda":
             torch.cuda.empty_cache()
+
+
+def benchmark_speeds(model, root: Path, out: Path, lockstep: int, workers: int, **tracker_kwargs  # noqa: ANN001
+                     ) -> tuple[float, float]:
+    """``zoo benchmark otb``'s two speeds over the OTB-layout sequences at ``root`` (JPEG frames), ``lockstep``
+    sequences at a time with ``workers`` reading threads: the tracker's own fps and the fps with the frames read."""
+    from zoo.benchmark.tracking import benchmark_otb
+
+    perf = benchmark_otb(model.tracker(**tracker_kwargs), root, out, subset="folders", batch_size=lockstep,
+                         decode_workers=workers, name="sint", enable_progress_bar=False)["sint"]
+    return perf["overall"]["speed_fps"], perf["meta"]["fps_with_decoding"]
 
 
 def same_boxes(model, videos, lockstep: int, frames: int, **tracker_kwargs) -> tuple[float, float]:  # noqa: ANN001
