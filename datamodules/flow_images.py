@@ -295,7 +295,11 @@ def run_batched(job: FlowJob, targets: list[Path], todo: list[int]) -> int:
             if tuple(grey[a].shape) != size[0]:
                 raise VideoReadError(f"{path}: {tuple(grey[a].shape)} pixels, but {size[1]} has {size[0]}")
         pairs = [torch.stack([grey[first[r]] for r in rows]), torch.stack([grey[first[r] + 1] for r in rows])]
-        fields = tvl1_flow(*(p.to(job.device).float() for p in pairs), TVL1(check_every=10)).permute(0, 2, 3, 1)
+        try:
+            fields = tvl1_flow(*(p.to(job.device).float() for p in pairs), TVL1(check_every=10))
+        except ValueError as e:  # frames too small for TV-L1: this video fails, the others go on
+            raise VideoReadError(f"{Path(job.source) / job.files[first[rows[0]]]}: {e}") from None
+        fields = fields.permute(0, 2, 3, 1)
         for r, field in zip(rows, fields.cpu().numpy()):
             write_jpeg(targets[todo[r]], flow_to_image(field, job.bound), job.quality)
             written += 1
@@ -364,6 +368,11 @@ def prepare_flow(
         raise ValueError(f"device is for the tvl1_torch method, not {method!r}")
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
+    if device is not None:  # a device that cannot be used is one line before anything is written
+        try:
+            torch.zeros(1, device=device)
+        except (RuntimeError, AssertionError) as e:
+            raise ValueError(f"device {device!r} cannot be used here: {str(e).strip().splitlines()[0]}") from None
     source = frames_root(root, frames_folder)
     out = Path(out)
     check_settings(out, {"method": method, "bound": bound, "dis_preset": dis_preset if method == "dis" else None,

@@ -218,6 +218,15 @@ def test_tvl1_torch_in_batches_on_a_device_writes_what_the_workers_write(tmp_pat
     assert "clip_2/00002.png: (32, 40) pixels, but 00001.png has (20, 40)" in failed[0]
     with pytest.raises(ValueError, match="device is for the tvl1_torch method"):
         prepare_flow(root, tmp_path / "other", "dis", device="cpu")
+    for device in ("cuda:99", "gpu"):  # no such device here (nor on a one-GPU machine), or a misspelt one
+        with pytest.raises(ValueError, match=f"device '{device}' cannot be used here"):
+            prepare_flow(root, tmp_path / "nodevice", "tvl1_torch", device=device)
+        assert not (tmp_path / "nodevice").exists()
+    tiny = tmp_path / "tiny"
+    write_frames(tiny / "Frames" / "clip_0", moving_frames(3), ext="png")
+    write_frames(tiny / "Frames" / "clip_1", [np.zeros((2, 2, 3), np.uint8)] * 3, ext="png")  # too small for TV-L1
+    done, failed = prepare_flow(tiny, tmp_path / "tiny_flow", "tvl1_torch", device="cpu")
+    assert done == 1 and len(failed) == 1 and "clip_1/00001.png: TV-L1 needs frames of at least 3 x 3" in failed[0]
 
 
 def test_zoo_prepare_flow_command(ucf_root, capsys):

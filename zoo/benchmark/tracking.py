@@ -207,9 +207,10 @@ def benchmark_otb(
     identity wrote, and another identity is refused (``RunClashError``). ``dataset="otb99lang"``: the ``split``
     sequences of OTB99-lang at ``root``, each with its sentence, which a language tracker gets at the start.
     ``decode_workers`` threads read the next frames while the tracker runs (default: 4 where CUDA is available,
-    else 0, so that reading does not take the CPU from a tracker on it); the report's ``speed_fps`` is the tracker's
-    own time (decoding excluded, as the OTB toolkit), ``meta.fps_with_decoding`` the wall time of the tracked
-    sequences, frames read included."""
+    else 0, so that reading does not take the CPU from a tracker on it; a tracker with CPU work of its own, such as
+    SINT+'s optical flow, may still be slowed); the report's ``speed_fps`` is the tracker's own time (decoding
+    excluded, as the OTB toolkit), ``meta.fps_with_decoding`` the wall time of the sequences tracked in this run
+    (reading, ``init``, updates and writing the result files), summed over ranks."""
     tracker = as_tracker(model)
     name = name or tracker_name(tracker)
     if not name or "/" in name or name.startswith("."):

@@ -28,8 +28,8 @@ class LingualTracker(BatchTracker):
         self.name = name or "LangModelI"
         self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.sentences: list[str] = []
-        # encode each sentence once (False: every frame, the former path); the same boxes, so not in a run's identity
-        self._cache_sentences = cache_sentences
+        # encode each sentence once (False: every frame, the former path)
+        self.cache_sentences = cache_sentences
         self.codes: torch.Tensor | None = None
 
     def init_batch(
@@ -41,7 +41,7 @@ class LingualTracker(BatchTracker):
         if sentences is None or len(sentences) != len(images) or not all(isinstance(s, str) for s in sentences):
             raise ValueError(f"{self.name} tracks from a sentence: give one per sequence")
         self.sentences = list(sentences)
-        self.codes = self.model.sentence_codes(self.sentences, amp=self.amp) if self._cache_sentences else None
+        self.codes = self.model.sentence_codes(self.sentences, amp=self.amp) if self.cache_sentences else None
         return list(self.model.ground(list(images), self.sentences, self.amp, codes=self.codes))
 
     @torch.no_grad()
@@ -90,7 +90,7 @@ class VisualTracker(BatchTracker):
                  upsample: int = 1, name: str | None = None, amp: bool | None = None, cache_sentences: bool = True
                  ) -> None:
         self.model = model.eval()
-        self._cache_sentences = cache_sentences  # the same boxes either way: not in a run's identity
+        self.cache_sentences = cache_sentences
         self.codes: torch.Tensor | None = None
         self.amp = model.mean.is_cuda if amp is None else amp  # bf16 on the GPU
         self.lingual = lingual.eval() if lingual is not None else None
@@ -150,7 +150,7 @@ class VisualTracker(BatchTracker):
         if self.lingual_weight:
             self.sentences = list(sentences)
             self.targets = self.lingual.describe_targets(list(images), boxes, self.amp, features) if describe else None
-            if self._cache_sentences:
+            if self.cache_sentences:
                 self.codes = self.lingual.sentence_codes(self.sentences, self.targets, self.amp)
         return boxes
 

@@ -2,8 +2,10 @@
 
 A plain ``tensor.to("cuda")`` synchronises the stream after the copy, so a small array copied after the network's
 work is queued stalls the host until that work is done, and the next kernels are launched only then. From pageable
-memory ``non_blocking=True`` copies through a staging buffer at once (the array may be freed or changed right after)
-without that synchronisation. On the CPU both are the same.
+memory ``non_blocking=True`` copies through a staging buffer before returning (CUDA's "API synchronization behavior":
+the source may be freed right after) and usually without that synchronisation (the driver may still synchronise).
+Only for pageable sources: a pinned one must not change until the copy is done. On the CPU both are the same.
+``waiting_copies`` sets a flag for the whole process (the benchmarks' former path), not per thread.
 """
 
 from __future__ import annotations

@@ -82,8 +82,9 @@ def resize_by(x: torch.Tensor, step: float) -> torch.Tensor:
     bilinear: source position ``(d + 0.5) / step - 0.5``, clamped at the border."""
     h, w = x.shape[-2:]
     out_h, out_w = round(h * step), round(w * step)
-    ys = ((torch.arange(out_h, device=x.device) + 0.5) / step - 0.5) * (2 / h) + (1 / h - 1)
-    xs = ((torch.arange(out_w, device=x.device) + 0.5) / step - 0.5) * (2 / w) + (1 / w - 1)
+    # float32 whatever the default dtype (Lightning's 16-true / bf16-true precision changes it)
+    ys = ((torch.arange(out_h, device=x.device, dtype=torch.float32) + 0.5) / step - 0.5) * (2 / h) + (1 / h - 1)
+    xs = ((torch.arange(out_w, device=x.device, dtype=torch.float32) + 0.5) / step - 0.5) * (2 / w) + (1 / w - 1)
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).to(x.dtype)
     grid = grid.expand(len(x), out_h, out_w, 2)
     return F.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
@@ -165,7 +166,9 @@ def cubic_weights(t: torch.Tensor, a: float = CUBIC_A) -> tuple[torch.Tensor, ..
 
 def warp(images: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
     """``(N, C, H, W)`` sampled at ``(x + u1, y + u2)``: bicubic, taps outside the image zero (``cv2.remap`` with
-    ``INTER_CUBIC`` and its constant border); exact where the flow is whole pixels."""
+    ``INTER_CUBIC`` and its constant border); exact where the flow is whole pixels. At the exact fraction, as OpenCV
+    5.0's ``remap`` samples float images with float maps (checked: not rounded to 1/32 pixel, ``INTER_TAB_SIZE``;
+    rounding made the flow of tests/reference's cricket pair twice as far from OpenCV's)."""
     n, c, h, w = images.shape
     xs = torch.arange(w, device=images.device, dtype=u1.dtype).view(1, 1, w) + u1
     ys = torch.arange(h, device=images.device, dtype=u1.dtype).view(1, h, 1) + u2
@@ -251,7 +254,8 @@ def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u1: torch.Tensor, u2: torch.T
 def tvl1_flow(first: torch.Tensor, second: torch.Tensor, settings: TVL1 | None = None) -> torch.Tensor:
     """The TV-L1 flow from each image of ``first`` to the one of ``second``: ``(N, 3, H, W)`` RGB (uint8 as
     ``cv2.COLOR_RGB2GRAY``) or ``(N, H, W)`` grey in 0-255, on any device -> ``(N, 2, H, W)`` float32 pixels, x (right)
-    then y (down), as ``DualTVL1OpticalFlow.calc`` gives for each pair."""
+    then y (down), as ``DualTVL1OpticalFlow.calc`` gives for each pair of 8-bit images. Float frames are read as
+    0-255 too (OpenCV's ``calc`` multiplies float images by 255, expecting 0-1: scale such frames first)."""
     s = settings or TVL1()
     if first.shape != second.shape:
         raise ValueError(f"frames of different shapes: {tuple(first.shape)} and {tuple(second.shape)}")
@@ -261,18 +265,19 @@ def tvl1_flow(first: torch.Tensor, second: torch.Tensor, settings: TVL1 | None =
         raise ValueError(f"expected (N, 3, H, W) RGB or (N, H, W) grey frames, got shape {tuple(first.shape)}")
     if min(i0.shape[-2:]) < 3:
         raise ValueError(f"TV-L1 needs frames of at least 3 x 3 pixels, got {tuple(i0.shape[-2:])}")
-    pyramid = [(i0, i1)]
-    for _ in range(1, s.scales):
-        a, b = resize_by(pyramid[-1][0], s.scale_step), resize_by(pyramid[-1][1], s.scale_step)
-        if min(a.shape[-2:]) < MIN_SIZE:
-            break
-        pyramid.append((a, b))
-    u1 = torch.zeros_like(pyramid[-1][0])
-    u2 = torch.zeros_like(u1)
-    for level in range(len(pyramid) - 1, -1, -1):
-        u1, u2 = _one_scale(*pyramid[level], u1, u2, s)
-        if level:
-            size = pyramid[level - 1][0].shape[-2:]
-            u1, u2 = (F.interpolate(u[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-                      / s.scale_step for u in (u1, u2))
-    return torch.stack([u1, u2], dim=1)
+    with torch.autocast(i0.device.type, enabled=False):  # float32 throughout, inside a mixed-precision step too
+        pyramid = [(i0, i1)]
+        for _ in range(1, s.scales):
+            a, b = resize_by(pyramid[-1][0], s.scale_step), resize_by(pyramid[-1][1], s.scale_step)
+            if min(a.shape[-2:]) < MIN_SIZE:
+                break
+            pyramid.append((a, b))
+        u1 = torch.zeros_like(pyramid[-1][0])
+        u2 = torch.zeros_like(u1)
+        for level in range(len(pyramid) - 1, -1, -1):
+            u1, u2 = _one_scale(*pyramid[level], u1, u2, s)
+            if level:
+                size = pyramid[level - 1][0].shape[-2:]
+                u1, u2 = (F.interpolate(u[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+                          / s.scale_step for u in (u1, u2))
+        return torch.stack([u1, u2], dim=1)

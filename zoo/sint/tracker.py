@@ -98,7 +98,7 @@ class SINTTracker(BatchTracker):
         self.regression_step, self.regression_scales = regression_step, tuple(regression_scales)
         self.flow, self.flow_top, self.flow_threshold = flow, flow_top, flow_threshold
         self.name = name or ("SINT+" if flow else "SINT")
-        self._fused = fused  # the same boxes either way: not in a benchmark run's identity
+        self.fused = fused  # in a run's identity: on the GPU the two paths round differently
         self._states: list[_State] = []
 
     @torch.no_grad()
@@ -172,7 +172,7 @@ class SINTTracker(BatchTracker):
         rois_t, index = packed[:n].view(-1, 5), packed[n:].long()
         first_t, reg_t = index[: len(first)], index[len(first) :]
         feats = self._trunk(x)
-        if self._fused:
+        if self.fused:
             chosen, refined = self._choose_fused(feats, rois_t, cands, active, images, first, first_t, with_reg, reg_t)
         else:
             chosen, refined = self._choose_reference(feats, rois_t, cands, active, images, factors)
