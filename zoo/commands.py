@@ -24,26 +24,24 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer of zero or more."""
+def _whole_number(text: str, minimum: int, words: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, not {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {words}, not {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of zero or more."""
+    return _whole_number(text, 0, "zero or more")
 
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer above zero."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above zero, not {value}")
-    return value
+    return _whole_number(text, 1, "above zero")
 
 
 def devices(text: str) -> int | str:

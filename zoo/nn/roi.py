@@ -58,13 +58,14 @@ def descriptor_scores(parts: list[torch.Tensor], queries: torch.Tensor, counts: 
     if len(counts) != len(queries) or sum(counts) != len(parts[0]):
         raise ValueError(f"{len(queries)} queries with {sum(counts)} rows in all; the parts have {len(parts[0])}")
     total, sq, start = 0, 0, 0
+    even = len(set(counts)) == 1  # one broadcast product for all queries
     for p in parts:
         p = p.float()
         d = p.shape[1]
         q = queries[:, start : start + d].float()
         n = p.norm(dim=1)
         r = n.clamp_min(eps)  # F.normalize's divisor of this part
-        if len(set(counts)) == 1:  # one broadcast product for all queries
+        if even:
             dots = (p.view(len(counts), counts[0], d) * q[:, None]).sum(-1).flatten()
         else:
             dots = torch.cat([(rows * q[k]).sum(1) for k, rows in enumerate(p.split(counts))])

@@ -173,7 +173,8 @@ class SINTTracker(BatchTracker):
         first_t, reg_t = index[: len(first)], index[len(first) :]
         feats = self._trunk(x)
         if self.fused:
-            chosen, refined = self._choose_fused(feats, rois_t, cands, active, images, first, first_t, with_reg, reg_t)
+            chosen, refined = self._choose_fused(feats, rois_t, cands, active, images, counts, first, first_t,
+                                                 with_reg, reg_t)
         else:
             chosen, refined = self._choose_reference(feats, rois_t, cands, active, images, factors)
         for k, i in enumerate(active):
@@ -211,12 +212,11 @@ class SINTTracker(BatchTracker):
                 refined[k] = apply_targets(chosen[k], deltas[row])
         return chosen, refined
 
-    def _choose_fused(self, feats, rois, cands, active, images, first, first_t, with_reg, reg_t) -> tuple[list, list]:  # noqa: ANN001
+    def _choose_fused(self, feats, rois, cands, active, images, counts, first, first_t, with_reg,  # noqa: ANN001
+                      reg_t) -> tuple[list, list]:
         """Scores from the descriptor's parts, the best per sequence picked on the device (on the host for SINT+'s
         flow check), the regression on the best candidate's pooled conv4_3; one transfer to the host."""
         device = rois.device
-        counts = [len(c) for c in cands]
-        owner = rois[:, 0].long()  # a roi's image index is its sequence's row
         with self._autocast():
             parts = self.model.head.parts(feats[0], feats[1], rois)
         queries = torch.stack([self._states[i].query for i in active])
@@ -231,6 +231,7 @@ class SINTTracker(BatchTracker):
         elif len(set(counts)) == 1:
             best = scores.view(len(cands), counts[0]).argmax(1) + first_t
         else:  # each sequence's scores padded to one row; argmax takes the first of equal maxima, as numpy's
+            owner = rois[:, 0].long()  # a roi's image index is its sequence's row
             padded = scores.new_full((len(cands), max(counts)), float("-inf"))
             padded[owner, torch.arange(len(scores), device=device) - first_t[owner]] = scores
             best = padded.argmax(1) + first_t
